@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from types import ModuleType
 from typing import Any, NamedTuple
 
@@ -51,7 +51,7 @@ class HierarchicalSample:
                 f"{len(self.levels)} levels but {len(self.level_names)} level names"
             )
         n = self.x.shape[0]
-        for name, arr in (*zip(self.level_names, self.levels), *self.aux.items()):
+        for name, arr in (*zip(self.level_names, self.levels, strict=True), *self.aux.items()):
             if arr.shape[0] != n:
                 raise ValueError(f"array {name!r} has {arr.shape[0]} rows, x has {n}")
 
@@ -134,7 +134,7 @@ class GeneratorSpec(NamedTuple):
         return self.module.sample(world, n_samples, rng=rng, **sk)
 
     def iter_chunks(self, world: Any, cfg: Any, n_samples: int, rng: Any,
-                    chunk_size: int) -> Callable[[], Any]:
+                    chunk_size: int) -> Iterator[HierarchicalSample]:
         """Chunks of the draw ``sample(world, n_samples, rng=rng)``, in order; their
         concatenation equals that draw whatever ``chunk_size`` is."""
         _, sk = self.split_config(cfg)

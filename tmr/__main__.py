@@ -1,0 +1,3 @@
+from tmr.cli import app
+
+app(prog_name="tmr")
