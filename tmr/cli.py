@@ -57,7 +57,7 @@ def generate(
     try:
         with progress_bar() as bar:
             task = bar.add_task(f"generate {cfg.generator_name}", total=cfg.n_samples)
-            io.write_dataset(out, cfg, progress=lambda done, total: bar.update(task, completed=done))
+            io.write_dataset(out, cfg, progress=lambda done, _: bar.update(task, completed=done))
     except (ValueError, TypeError) as e:
         fail(str(e))
     _summary(out)
