@@ -203,8 +203,8 @@ class HookedModel(nn.Module):
 
     def tail(self, site: str) -> nn.Sequential:
         """The standard modules after ``site``: ``tail(site)(h) == forward_from(site, h)``."""
-        return nn.Sequential(*(m for stage in list(self.stages)[self._index(site):]
-                               for m in stage))
+        stages: list[nn.Sequential] = list(self.stages)[self._index(site):]  # type: ignore
+        return nn.Sequential(*(m for stage in stages for m in stage))
 
 
 def _head(d_in: int, n_targets: int, n_classes: int, bias: bool) -> list[nn.Module]:
