@@ -106,6 +106,8 @@ def train_and_probe(
     out: Annotated[Path, typer.Option("--out", "-o", help="run directory")],
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N")] = None,
     seed: Annotated[int | None, typer.Option(help="override the config's seed")] = None,
+    threads: Annotated[int | None, typer.Option(
+        help="torch CPU threads (1 is fastest for small models on a busy machine)")] = None,
     set_: SetOpt = None,
 ) -> None:
     """Train a model on a data file, probe every site against every level, plot."""
@@ -122,6 +124,10 @@ def train_and_probe(
         cfg = load_train_config(config, overrides)
     except ConfigError as e:
         fail(str(e))
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(max(threads, 1))
     tasks: dict[str, object] = {}
     try:
         with progress_bar() as bar:
@@ -144,10 +150,11 @@ def _best_sites(csv_path: Path) -> None:
     from tmr.plots import layer_level_table, read_scores
 
     rows = read_scores(csv_path)
-    table = Table(title="best site per level (selectivity, test split)")
-    for col in ("level", "best site", "selectivity", "accuracy"):
+    metric = "selectivity" if any(r["metric"] == "selectivity" for r in rows) else "accuracy"
+    table = Table(title=f"best site per level ({metric}, test split)")
+    for col in ("level", "best site", metric, "accuracy"):
         table.add_column(col)
-    sites, levels, sel, _ = layer_level_table(rows, metric="selectivity")
+    sites, levels, sel, _ = layer_level_table(rows, metric=metric)
     _, _, acc, _ = layer_level_table(rows, metric="accuracy")
     for j, level in enumerate(levels):
         scores = [float(v) if v == v else float("-inf") for v in sel[:, j]]

@@ -397,7 +397,8 @@ def run(config: TrainConfig, out_dir: str | Path, *, progress: Progress | None =
         write_csv(rows, csv_path)
     png = out / "layer_level.png"
     if not png.is_file():
-        plots.layer_level_heatmap(csv_path, png)
+        metric = "selectivity" if p.cfg.probe.control else "accuracy"
+        plots.layer_level_heatmap(csv_path, png, metric=metric)
     return png
 
 
