@@ -15,8 +15,14 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# A small RHM (v=8, m=4, s=2, L=3; 16384 samples), a hierarchical CNN trained on
+# its root, every layer probed against every level; ends with the heatmap path.
 demo: $(STAMP)
-	$(BIN)/tmr generate configs/rhm.toml --out data/demo_rhm.h5 --overwrite
+	$(BIN)/tmr generate configs/rhm.toml --out data/demo_rhm.h5 --overwrite \
+		--n-samples 16384 --set generator.n_synonyms=4
+	rm -rf runs/demo_cnn
+	$(BIN)/tmr train-and-probe configs/train_rhm_cnn.toml --data data/demo_rhm.h5 \
+		--out runs/demo_cnn --threads 1
 
 lint: $(STAMP)
 	$(BIN)/ruff check generators tmr tests benchmarks
@@ -30,6 +36,7 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_rhm.py
+	$(BIN)/python benchmarks/bench_probe.py
 
 clean:
 	rm -rf $(VENV) data runs .pytest_cache .mypy_cache .ruff_cache

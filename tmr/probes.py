@@ -5,10 +5,11 @@ each position ``p``, a ridge classifier on one-hot targets (closed form, in torc
 
     W_λ = argmin ‖H̃W − Ỹ‖² + λ n ‖W‖²  =  V diag(σ/(σ² + λn)) Uᵀ Ỹ,
 
-with ``H̃ = (H − mean)/scale = U diag(σ) Vᵀ`` (one SVD serves every λ, every level,
-every position and every control target) and ``Ỹ`` the centred one-hot labels; the
-prediction is the argmax of ``H̃W + ȳ``. ``scale`` is the root mean variance of the
-features, a scalar, so the probe is invariant to orthogonal rotations of ``H``.
+with ``H̃ = (H − mean)/scale = U diag(σ) Vᵀ`` (one eigendecomposition of the Gram
+matrix serves every λ, every level, every position and every control target) and
+``Ỹ`` the centred one-hot labels; the prediction is the argmax of ``H̃W + ȳ``.
+``scale`` is the root mean variance of the features, a scalar, so the probe is
+invariant to orthogonal rotations of ``H``.
 λ is chosen per target by inner K-fold cross-validation on balanced accuracy.
 
 Scores (background.md §3, "Linear probe"):
@@ -165,15 +166,24 @@ class _Target:
 def _ridge_predictions(h_tr: torch.Tensor, y_tr: torch.Tensor, h_ev: torch.Tensor,
                        grid: Sequence[float]) -> list[torch.Tensor]:
     """Ridge predictions ``(n_eval, K)`` for one-hot targets ``y_tr`` (n_train, K), one
-    tensor per λ in ``grid``, from one thin SVD (formula in the module docstring)."""
+    tensor per λ in ``grid``, from one eigendecomposition (module docstring formula):
+    with ``H̃ᵀH̃ = V diag(e) Vᵀ`` (e = σ²), ``W_λ = V diag(1/(e + λn)) Vᵀ H̃ᵀỸ``; when
+    d > n the dual ``H̃H̃ᵀ = U diag(e) Uᵀ`` gives ``W_λ = H̃ᵀ U diag(1/(e + λn)) UᵀỸ``."""
     mu = h_tr.mean(0)
     scale = torch.sqrt(((h_tr - mu) ** 2).sum(1).mean() / h_tr.shape[1]).clamp_min(1e-12)
-    u, sv, vh = torch.linalg.svd((h_tr - mu) / scale, full_matrices=False)
+    a = (h_tr - mu) / scale  # (n, d)
+    ev = (h_ev - mu) / scale  # (n_eval, d)
     y_mean = y_tr.mean(0)
-    uty = u.T @ (y_tr - y_mean)  # (r, K)
-    ev = ((h_ev - mu) / scale) @ vh.T  # (n_eval, r)
-    n = h_tr.shape[0]
-    return [ev @ ((sv / (sv**2 + lam * n))[:, None] * uty) + y_mean for lam in grid]
+    yc = y_tr - y_mean  # (n, K)
+    n, d = a.shape
+    if d <= n:
+        e, v = torch.linalg.eigh(a.T @ a)  # (d,), (d, d)
+        left, right = ev @ v, v.T @ (a.T @ yc)  # (n_eval, d), (d, K)
+    else:
+        e, u = torch.linalg.eigh(a @ a.T)  # (n,), (n, n)
+        left, right = (ev @ a.T) @ u, u.T @ yc  # (n_eval, n), (n, K)
+    e = e.clamp_min(0.0)
+    return [left @ (right / (e + lam * n)[:, None]) + y_mean for lam in grid]
 
 
 def _onehots(targets: Sequence[_Target], rows: torch.Tensor
@@ -193,7 +203,7 @@ def _scores(preds: torch.Tensor, meta: list[tuple[int, torch.Tensor]],
             targets: Sequence[_Target], rows: torch.Tensor) -> list[float]:
     out = []
     for t, (off, classes) in zip(targets, meta, strict=True):
-        guess = classes[preds[:, off:off + len(classes)].argmax(1)]
+        guess = classes[preds[:, off:off + len(classes)].contiguous().argmax(1)]
         out.append(balanced_accuracy(t.y[rows], guess))
     return out
 
