@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
+import types
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
 
+import generators
+from generators import HierarchicalSample
 from tmr import io
 from tmr.cli import app
 from tmr.config import data_config_from_dict, from_dict
@@ -209,3 +214,63 @@ def test_hierarchical_cnn_learns_the_rhm_root(tmp_path: Path) -> None:
         "probe": {"sites": ["layers.2.post"], "max_samples": 400, "control": False}})
     run(cfg, tmp_path / "run")
     assert read_metrics(tmp_path / "run")[-1]["test_acc"] > 0.9
+
+
+# ----------------------------------------------------------------------------- other data
+
+@dataclasses.dataclass(frozen=True)
+class FakeConfig:
+    kind: str = "image"
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class FakeWorld:
+    kind: str
+
+
+def _fake_make_world(*, kind: str, rng: Any = None) -> FakeWorld:
+    return FakeWorld(kind)
+
+
+def _fake_sample(world: FakeWorld, n_samples: int, *, rng: Any = None) -> HierarchicalSample:
+    gen = generators.as_generator(rng)
+    if world.kind == "image":  # (n, 4, 4) float images; level 1 = which quadrant is bright
+        quad = gen.integers(0, 4, n_samples)
+        x = gen.random((n_samples, 4, 4)).astype(np.float32) * 0.5
+        for q in range(4):
+            r, c = divmod(q, 2)
+            x[quad == q, 2 * r:2 * r + 2, 2 * c:2 * c + 2] += 1.0
+        levels = ((quad // 2)[:, None], quad[:, None])
+        aux: dict[str, np.ndarray] = {}
+    else:  # padded token sequences (n, 6) with -1 after the length
+        lengths = gen.integers(2, 7, n_samples)
+        tokens = gen.integers(0, 5, (n_samples, 6))
+        x = np.where(np.arange(6)[None, :] < lengths[:, None], tokens, -1).astype(np.int16)
+        levels = ((tokens[:, 0] % 2)[:, None], tokens[:, :1])
+        aux = {"lengths": lengths}
+    return HierarchicalSample(x=x, levels=levels, level_names=("coarse", "fine"), world=world,
+                              meta={}, aux=aux)
+
+
+@pytest.mark.parametrize(("kind", "model"), [("image", "cnn"), ("image", "mlp"),
+                                              ("padded", "transformer")])
+def test_other_generators_files_train_and_probe_unchanged(tmp_path: Path, monkeypatch: Any,
+                                                          kind: str, model: str) -> None:
+    module = types.SimpleNamespace(World=FakeWorld, make_world=_fake_make_world,
+                                   sample=_fake_sample)
+    monkeypatch.setitem(generators.REGISTRY, "fake",
+                        generators.GeneratorSpec("fake", FakeConfig, module))  # type: ignore
+    path = io.write_dataset(tmp_path / "d.h5", data_config_from_dict(
+        {"seed": 0, "n_samples": 400, "generator": {"name": "fake", "kind": kind}}))
+    cfg = from_dict(TrainConfig, {
+        "device": "cpu", "data_path": str(path),
+        "model": {"kind": model, "width": 8, "n_heads": 2, "filter_size": 2},
+        "optim": {"steps": 40, "eval_every": 20, "lr": 1e-2},
+        "probe": {"sites": ["embed", "head"], "max_samples": 200, "inner_folds": 2}})
+    run(cfg, tmp_path / "run")
+    rows = list(csv.DictReader((tmp_path / "run/probe_scores.csv").open()))
+    assert {r["level"] for r in rows} == {"coarse", "fine"}
+    if kind == "image":  # the bright quadrant is linearly readable from the pixels
+        acc = [float(r["value"]) for r in rows if r["site"] == "embed" and r["level"] == "fine"
+               and r["metric"] == "accuracy" and r["split"] == "test"]
+        assert acc[0] > 0.9
