@@ -179,6 +179,19 @@ def test_token_tasks_train_and_probe(data: Path, tmp_path: Path, task: dict) -> 
     assert 0.0 <= last["test_acc"] <= 1.0 and last["test_loss"] > 0
 
 
+def test_probes_over_training_time_cover_every_saved_step(data: Path, tmp_path: Path) -> None:
+    cfg = _config(data, probe__steps="checkpoints", probe__sites=["layers.2.post"],
+                  probe__levels=["root"])
+    run(cfg, tmp_path)
+    rows = list(csv.DictReader((tmp_path / "probe_scores.csv").open()))
+    assert sorted({int(r["step"]) for r in rows}) == [0, 8, 24]
+    model, _, _ = load_run(tmp_path, step=8)
+    state = torch.load(tmp_path / "checkpoints/step_0000008.pt", weights_only=False)
+    torch.testing.assert_close(model.state_dict(), state["state_dict"])
+    with pytest.raises(ValueError, match="saved steps"):
+        load_run(tmp_path, step=9)
+
+
 def test_checkpoint_steps_are_log_spaced_and_include_the_end() -> None:
     cfg = _config(Path("x"), optim__log_checkpoints=4, optim__checkpoints=[5]).optim
     assert checkpoint_steps(cfg, 1000) == [1, 5, 10, 100, 1000]
