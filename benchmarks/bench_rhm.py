@@ -60,8 +60,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2**20, help="samples per draw")
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
-    header = (f"| case | replacement | n | samples/s | peak MB | baseline samples/s | "
-              f"baseline peak MB | speed-up |")
+    header = ("| case | replacement | n | samples/s | peak MB | baseline samples/s | "
+              "baseline peak MB | speed-up |")
     print(header)
     print("|---" * (header.count("|") - 1) + "|")
     for params in CASES:
@@ -70,10 +70,11 @@ def main() -> None:
                  f"L={params['n_levels']}")
         for replacement in (True, False):
             n = min(args.n, rhm.n_distinct_inputs(world)) if not replacement else args.n
-            t, mem = measure(lambda: rhm.sample(world, n, rng=1, replacement=replacement),
+            t, mem = measure(lambda w=world, k=n, r=replacement: rhm.sample(w, k, rng=1,
+                                                                            replacement=r),
                              args.repeats)
             if replacement:
-                tb, memb = measure(lambda: baseline_sample(world, n, 1), args.repeats)
+                tb, memb = measure(lambda w=world, k=n: baseline_sample(w, k, 1), args.repeats)
                 base = f"{n / tb:,.0f} | {memb:,.0f} | {tb / t:.1f}x"
             else:
                 base = "- | - | -"

@@ -46,7 +46,8 @@ def test_inspect_prints_levels_and_rejects_foreign_files(tmp_path):
     assert runner.invoke(app, ["generate", CONFIG, "--out", str(out), "--n-samples", "64"]
                          ).exit_code == 0
     res = runner.invoke(app, ["inspect", str(out)])
-    assert res.exit_code == 0 and "levels/03_level3" in res.output and "format_version" in res.output
+    assert res.exit_code == 0
+    assert "levels/03_level3" in res.output and "format_version" in res.output
     junk = tmp_path / "junk.h5"
     junk.write_text("hello")
     res = runner.invoke(app, ["inspect", str(junk)])

@@ -42,7 +42,7 @@ def test_bad_configs_name_the_key(data, match):
 
 
 def test_bad_override_and_missing_file(tmp_path):
-    with pytest.raises(ConfigError, match="key.path=value"):
+    with pytest.raises(ConfigError, match=r"key\.path=value"):
         load_data_config(CONFIGS / "rhm.toml", ["seed"])
     with pytest.raises(ConfigError, match="does not exist"):
         load_data_config(tmp_path / "none.toml")
