@@ -254,7 +254,7 @@ def plot_collected(csv_path: Path, keys: list[str], png: Path,
     if not rows:
         raise ConfigError(f"{csv_path} has no '{metric}' rows on the test split to plot")
     xkey = next((k for k in keys if "seed" not in _short(k)), None)
-    last = defaultdict(int)
+    last: dict[str, int] = defaultdict(int)
     for r in rows:
         last[r["run"]] = max(last[r["run"]], int(r["step"]))
     best: dict[tuple[str, str], float] = defaultdict(lambda: -np.inf)  # (run, level) -> value
