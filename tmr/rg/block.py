@@ -246,8 +246,9 @@ def linearised_exponent(rmap: Callable[[float], float], p_star: float, b: float,
     return float(np.log(b) / np.log(slope))
 
 
-def measure_rg_map(rule: Rule, b: int, ps: Sequence[float], *, side: int, n_samples: int,
-                   dim: int = 2, rng: np.random.Generator | int | None = None) -> np.ndarray:
+def measure_rg_map(rule: Rule, b: int, ps: Sequence[float] | np.ndarray, *, side: int,
+                   n_samples: int, dim: int = 2,
+                   rng: np.random.Generator | int | None = None) -> np.ndarray:
     """Monte-Carlo one-step map: density of the blocked configuration at each p, ``(len(ps),)``.
 
     One uniform field per sample (open = u < p), shared across the p ladder so the
