@@ -5,8 +5,9 @@ Empirical NTK (Jacot et al. 2018): Θ(x_i, x_j) = J_i J_jᵀ with J_i = ∂f(x_i
 ``(n·c, n·c)`` matrix. Computed as Θ = Σ_chunks J^(p) J^(p)ᵀ over parameter chunks p,
 each J^(p) ``(n, c, P_p)`` filled sample chunk by sample chunk with
 ``torch.func.vmap(jacrev(...))``, so peak memory is about
-n·c·param_chunk + sample_chunk·c·(largest parameter tensor) floats: the full n×c×P
-Jacobian is never materialised.
+n·c·param_chunk + sample_chunk·c·(largest parameter tensor) floats (plus Θ itself): the
+full n×c×P Jacobian is never materialised. Products J^(p) J^(p)ᵀ are taken in the model's
+dtype and summed over chunks in float64.
 
 Fisher (sum convention, as in the negative log-likelihood Σ_i −log p(y_i|x_i,θ)):
 empirical F = Σ_i s_i s_iᵀ with scores s_i = ∇_θ log p(y_i|x_i,θ); expected
@@ -116,14 +117,21 @@ def jacobian_blocks(
 
         slices = tuple(flats[ti][a:b] for ti, a, b in spec)
         jac_fn = vmap(jacrev(f), in_dims=(None, 0, None if y is None else 0))
-        parts = []
+        start = int(offsets[spec[0][0]] + spec[0][1])
+        stop = int(offsets[spec[-1][0]] + spec[-1][2])
+        buf: torch.Tensor | None = None  # (n, c, stop - start), filled in place
         for s in range(0, n, sample_chunk):
             ys = None if y is None else y[s:s + sample_chunk]
             jac = jac_fn(slices, x[s:s + sample_chunk], ys)  # tuple of (m, c, len)
-            parts.append(torch.cat(list(jac), dim=-1).detach())
-        start = int(offsets[spec[0][0]] + spec[0][1])
-        stop = int(offsets[spec[-1][0]] + spec[-1][2])
-        yield start, stop, torch.cat(parts, dim=0)  # (n, c, stop - start)
+            if buf is None:
+                buf = torch.empty((n, jac[0].shape[1], stop - start), dtype=jac[0].dtype)
+            col = 0
+            for part in jac:
+                buf[s:s + sample_chunk, :, col:col + part.shape[-1]] = part.detach()
+                col += part.shape[-1]
+            del jac
+        assert buf is not None
+        yield start, stop, buf
 
 
 def empirical_ntk(model: nn.Module, x: torch.Tensor, *, output: Literal["trace", "full"] = "trace",
@@ -135,12 +143,15 @@ def empirical_ntk(model: nn.Module, x: torch.Tensor, *, output: Literal["trace",
     theta: torch.Tensor | None = None
     for _, _, jac in jacobian_blocks(model, x, sample_chunk=sample_chunk,
                                      param_chunk=param_chunk):
-        j = jac.double()  # (n, c, p)
+        # products in the Jacobian's own dtype (float32 J is only float32-accurate anyway),
+        # accumulated over parameter chunks in float64
         if output == "trace":
-            block = torch.einsum("icp,jcp->ij", j, j)  # (n, n)
+            block = sum(jac[:, c, :] @ jac[:, c, :].T for c in range(jac.shape[1]))  # (n, n)
         else:
-            flat = j.reshape(-1, j.shape[-1])  # (n*c, p)
+            flat = jac.reshape(-1, jac.shape[-1])  # (n*c, p)
             block = flat @ flat.T
+        del jac
+        block = torch.as_tensor(block).double()
         theta = block if theta is None else theta + block
     assert theta is not None
     return theta.numpy()
