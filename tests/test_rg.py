@@ -316,6 +316,18 @@ def test_expected_fisher_of_softmax_regression_matches_kron_formula() -> None:
     assert np.allclose(f, ref, atol=1e-12)
 
 
+def test_empirical_fisher_of_softmax_regression_is_sum_of_score_outer_products() -> None:
+    torch.manual_seed(2)
+    x = torch.randn(11, 3, dtype=torch.float64)
+    y = torch.randint(0, 4, (11,))
+    model = nn.Linear(3, 4, bias=False).double()
+    f = fisher_matrix(model, x, y, kind="empirical", likelihood="categorical", sample_chunk=4)
+    p = torch.softmax(model(x), -1).detach().numpy()  # (n, c)
+    resid = np.eye(4)[y.numpy()] - p  # (n, c) ∂ log p(y|f)/∂f
+    scores = np.stack([np.kron(r, xi) for r, xi in zip(resid, x.numpy(), strict=True)])
+    assert np.allclose(f, scores.T @ scores, atol=1e-12)
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_bayesian_pruning_loss_change_is_half_lambda_theta_squared(seed: int) -> None:
     model, x, y, sigma = _linear_gaussian(seed)

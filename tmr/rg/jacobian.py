@@ -162,7 +162,8 @@ def _log_lik(likelihood: Likelihood, out: torch.Tensor, y: torch.Tensor,
     """log p(y | f) up to a constant: Gaussian −‖y−f‖²/(2σ²); categorical log softmax(f)_y."""
     if likelihood == "gaussian":
         return -((y.reshape(out.shape) - out) ** 2).sum() / (2.0 * sigma ** 2)
-    return torch.log_softmax(out.reshape(-1), dim=-1)[y.long()]
+    logp = torch.log_softmax(out.reshape(-1), dim=-1)  # (c,)
+    return torch.gather(logp, 0, y.long().reshape(1))  # vmap-safe indexing
 
 
 def _sqrt_output_hessian(likelihood: Likelihood, out: torch.Tensor,
