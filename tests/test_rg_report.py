@@ -103,3 +103,55 @@ def test_parameter_space_schemes_write_spectrum_and_bayes(tmp_path: Path, scheme
 def test_unknown_scheme_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="scheme="):
         coarse_grain_site(np.zeros((4, 2)), scheme="svd", budget=0.1, out_dir=tmp_path)
+
+
+def test_cli_rg_flow_writes_flow_and_finds_spanning_fixed_point(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from tmr.cli import app
+
+    res = CliRunner().invoke(app, ["rg-flow", "-o", str(tmp_path), "--side", "32",
+                                   "--n-samples", "40", "--steps", "2", "--p", "0.4:0.85:10"])
+    assert res.exit_code == 0, res.output
+    rows = _read(tmp_path / "flow.csv")
+    assert len(rows) == 10 * 3
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    # 40*16*16 = 10k blocks per p: R(p) std ≈ 0.005; the fitted p* is within 0.02 of 0.618
+    assert summary["p_star"] == pytest.approx((np.sqrt(5) - 1) / 2, abs=0.02)
+
+
+def test_cli_coarse_grain_follows_the_run_contract(tmp_path: Path, monkeypatch) -> None:
+    """Stubs tmr.train.load_run / tmr.hooks.run_with_cache / tmr.io.read (issue 4)."""
+    import sys
+    import types
+
+    from typer.testing import CliRunner
+
+    from tmr import io
+    from tmr.cli import app
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 6))
+    model = Stub(6)
+    with torch.no_grad():
+        root = model(torch.as_tensor(x)).argmax(1).numpy()
+    sample = types.SimpleNamespace(x=x, levels=[root, np.stack([root, 1 - root], 1)],
+                                   level_names=("root", "leaves"))
+    train = types.ModuleType("tmr.train")
+    train.load_run = lambda run_dir, step=None: (model, {}, "data.h5")  # type: ignore[attr-defined]
+    hooks = types.ModuleType("tmr.hooks")
+
+    def run_with_cache(m, xx, names=None):  # type: ignore[no-untyped-def]
+        return m(xx), {"layers.0.post": m.l0(xx)}
+
+    hooks.run_with_cache = run_with_cache  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "tmr.train", train)
+    monkeypatch.setitem(sys.modules, "tmr.hooks", hooks)
+    monkeypatch.setattr(io, "read", lambda path, split=None: (sample, {}))
+    res = CliRunner().invoke(app, ["coarse-grain", str(tmp_path), "--site", "layers.0.post",
+                                   "--scheme", "pca", "--budget", "0.05"])
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "coarse_grain" / "layers.0.post_pca"
+    faith = _read(out / "faithfulness.csv")
+    assert {"k", "agreement", "accuracy", "probe:root", "probe:leaves"} <= set(faith[0])
+    assert float(faith[0]["accuracy"]) == 1.0  # target = the model's own prediction

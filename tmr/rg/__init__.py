@@ -6,6 +6,7 @@ interface with flows over a ladder of scales (background.md §4)."""
 from tmr.rg.base import CoarseGrained, FlowResult, Scheme, run_flow
 from tmr.rg.block import (
     BlockScheme,
+    block_flow_table,
     block_lattice,
     block_sequence,
     density,
@@ -50,7 +51,8 @@ from tmr.rg.spectrum import (
 __all__ = [
     "BlockScheme", "CoarseGrained", "FlowResult", "KernelScheme", "PCAScheme",
     "PhenomenologicalScheme", "Scheme", "alignment_relevance", "bayesian_renormalisation",
-    "block_lattice", "block_sequence", "conjugate_kernel", "cutoff_for_budget", "density",
+    "block_flow_table", "block_lattice", "block_sequence", "conjugate_kernel",
+    "cutoff_for_budget", "density",
     "eigh_desc", "empirical_ntk", "faithfulness_curve", "fisher_eigen", "fisher_matrix",
     "fisher_rows", "fit_rg_map", "fixed_point", "flat_params", "ising_decimation",
     "jacobian_blocks", "linearised_exponent", "majority_map", "measure_rg_map",

@@ -269,3 +269,43 @@ def fit_rg_map(ps: np.ndarray, rps: np.ndarray, b: float, *, degree: int = 5,
     if slope <= 1:
         raise ValueError(f"fitted R'(p*)={slope:.4g} <= 1: no repelling fixed point in {bracket}")
     return p_star, float(np.log(b) / np.log(slope))
+
+
+def block_flow_table(rule: Rule, b: int, ps: Sequence[float], *, side: int, n_samples: int,
+                     n_steps: int, dim: int = 2,
+                     rng: np.random.Generator | int | None = None
+                     ) -> tuple[list[dict[str, float]], dict[str, float | None]]:
+    """Iterate ``rule`` ``n_steps`` times on nested uniform-field configurations, per p.
+
+    Rows: p, step (0 = original), scale b^step, density, nn_correlation,
+    spanning_probability (binary rules only). Summary: p* and ν from the fitted one-step
+    map (None when no repelling fixed point lies in the ladder).
+    """
+    if side % b ** n_steps:
+        raise ValueError(f"side={side} must be a multiple of b**n_steps={b ** n_steps}")
+    gen = np.random.default_rng(rng)
+    u = gen.random((n_samples, *([side] * dim)))  # (n, L, ..., L) one field for all p
+    rows: list[dict[str, float]] = []
+    one_step = []
+    for p in ps:
+        x: np.ndarray = (u < p).astype(np.uint8)
+        for step in range(n_steps + 1):
+            row = {"p": float(p), "step": float(step), "scale": float(b ** step),
+                   "density": density(x), "nn_correlation": nn_correlation(x)}
+            if rule != "mean" and x.shape[1] > 1:
+                row["spanning_probability"] = spanning_probability(x)
+            rows.append(row)
+            if step == 1:
+                one_step.append(row["density"])
+            if step < n_steps:
+                x = block_lattice(x, b, rule)
+    summary: dict[str, float | None] = {"p_star": None, "nu": None}
+    if rule != "mean" and len(ps) >= 4:
+        try:
+            p_star, nu = fit_rg_map(np.asarray(ps), np.asarray(one_step), b,
+                                    degree=min(5, len(ps) - 1),
+                                    bracket=(float(min(ps)), float(max(ps))))
+            summary = {"p_star": p_star, "nu": nu}
+        except ValueError:
+            pass
+    return rows, summary

@@ -239,3 +239,44 @@ def _plot(out: Path, vals: np.ndarray, k: int, fit: Any,
     fig.savefig(p2, dpi=120)
     plt.close(fig)
     return [p1, p2]
+
+
+def coarse_grain_run(run_dir: str | Path, *, site: str, scheme: str, budget: float,
+                     out_dir: str | Path | None = None, n_samples: int = 512,
+                     split: str = "test", target_level: str | None = None,
+                     step: int | None = None, plots: bool = True) -> CoarseGrainReport:
+    """``coarse_grain_site`` on a trained run (contracts of issue 4: ``tmr.train.load_run``,
+    ``tmr.hooks.run_with_cache``, ``tmr.io.read``).
+
+    Levels with several positions per sample are probed at their first position. The task
+    target (for accuracy and the Fisher) is ``target_level`` (default: the root level).
+    Output goes to ``RUN_DIR/coarse_grain/<site>_<scheme>`` unless ``out_dir`` is given.
+    """
+    import torch
+
+    from tmr import io
+    from tmr.hooks import run_with_cache  # type: ignore[import-not-found]
+    from tmr.rg.spectral import model_forward
+    from tmr.train import load_run  # type: ignore[import-not-found]
+
+    model, _, data_path = load_run(run_dir, step=step)
+    model.eval()
+    if site not in getattr(model, "sites", (site,)):
+        raise ValueError(f"site={site!r} is not one of the model's sites {model.sites}")
+    sample, _ = io.read(data_path, split)
+    n = min(n_samples, len(sample.x))
+    x = torch.as_tensor(np.asarray(sample.x[:n]))
+    levels = {}
+    for name, lev in zip(sample.level_names, sample.levels, strict=True):
+        arr = np.asarray(lev[:n]).reshape(n, -1)  # (n, n_positions)
+        levels[name] = arr[:, 0]
+    target_name = target_level or sample.level_names[0]
+    if target_name not in levels:
+        raise ValueError(f"target_level={target_name!r} not in {list(levels)}")
+    with torch.no_grad():
+        _, cache = run_with_cache(model, x, names=[site])
+    h = cache[site].detach().cpu().numpy()  # (n, *site_shape)
+    out = Path(out_dir) if out_dir else Path(run_dir) / "coarse_grain" / f"{site}_{scheme}"
+    return coarse_grain_site(h, scheme=scheme, budget=budget, out_dir=out, levels=levels,
+                             forward=model_forward(model, site), target=levels[target_name],
+                             model=model, x=x, plots=plots)
