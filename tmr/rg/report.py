@@ -31,6 +31,9 @@ from tmr.rg.spectrum import (
 SCHEMES = ("pca", "ntk", "ck", "fisher")
 # Relative eigenvalue below which kernel modes count as numerically zero.
 KERNEL_RANK_TOL = 1e-10
+# Fisher directions kept for the Bayesian sweep: V is (P, k) float64, so 128 modes of a
+# 72k-parameter net is 74 MB, where all 512 would be the size of the full Jacobian.
+BAYES_MAX_MODES = 128
 
 
 @dataclass
@@ -136,9 +139,9 @@ def coarse_grain_site(
                     kmat += (s @ s.T).numpy()
         vals, u = eigh_desc(kmat)  # (n,), (n, n)
         rank = int((vals > KERNEL_RANK_TOL * max(vals[0], 1e-300)).sum())
-        r = min(rank, d)
-        vals, u = vals[:r], u[:, :r]
-        basis = _feature_modes(flat - mean, u)  # (d, r)
+        vals, u = vals[:rank], u[:, :rank]  # the whole non-zero kernel spectrum
+        # a site of width d can only carry the first min(rank, d) modes
+        basis = _feature_modes(flat - mean, u[:, :min(rank, d)])  # (d, r)
         scores = u
         if scheme == "fisher":
             bayes = _bayes_rows(model, x, target, sample_chunk, param_chunk)
@@ -163,10 +166,11 @@ def coarse_grain_site(
         if target is not None:
             tgt = np.asarray(target)
             observables["accuracy"] = lambda o: float((o.argmax(1) == tgt).mean())
-    rows = faithfulness_curve(np.asarray(h), basis, mean, _ladder(basis.shape[1], k),
+    k_site = min(k, basis.shape[1])
+    rows = faithfulness_curve(np.asarray(h), basis, mean, _ladder(basis.shape[1], k_site),
                               forward=forward, observables=observables, levels=levels)
-    summary = {"scheme": scheme, "n": n, "d": d, "budget": budget, "k": k,
-               "n_modes": int(basis.shape[1]),
+    summary = {"scheme": scheme, "n": n, "d": d, "budget": budget, "k": k, "k_site": k_site,
+               "n_modes": int(vals.size), "n_site_modes": int(basis.shape[1]),
                "power_law_alpha": fit.alpha if fit else None,
                "power_law_r2": fit.r2 if fit else None,
                "cliffs": [int(c) for c in cliffs],
@@ -176,7 +180,7 @@ def coarse_grain_site(
     _write_csv(paths[0], spectrum_rows)
     _write_csv(paths[1], rows)
     paths[2].write_text(json.dumps(summary, indent=2))
-    np.savez(paths[3], eigvals=vals, kept=basis[:, :k], tail=basis[:, k:], mean=mean)
+    np.savez(paths[3], eigvals=vals, kept=basis[:, :k_site], tail=basis[:, k_site:], mean=mean)
     if bayes:
         paths.append(out / "bayes.csv")
         _write_csv(paths[-1], bayes)
@@ -195,7 +199,7 @@ def _bayes_rows(model: Any, x: Any, target: Any, sample_chunk: int,
 
     xt, yt = torch.as_tensor(x), torch.as_tensor(np.asarray(target)).long()
     vals, vecs = fisher_eigen(model, xt, yt, likelihood="categorical", kind="empirical",
-                              sample_chunk=sample_chunk, param_chunk=param_chunk)
+                              k=BAYES_MAX_MODES, sample_chunk=sample_chunk, param_chunk=param_chunk)
 
     def loss(m: Any) -> float:
         with torch.no_grad():
