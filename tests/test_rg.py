@@ -165,6 +165,31 @@ def test_sequence_tuple_blocks_are_injective_and_tree_aligned() -> None:
     assert maj.tolist() == [[1, 2]]
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_tree_aligned_tuple_blocks_determine_the_rhm_parent_level(seed: int) -> None:
+    from generators import rhm
+
+    world = rhm.make_world(vocab_size=6, n_classes=4, n_synonyms=3, tuple_size=2,
+                           n_levels=3, rng=seed)
+    smp = rhm.sample(world, 300, rng=seed + 10)
+    x = np.asarray(smp.x, dtype=np.int64)  # (n, 8) leaves
+    parent = np.asarray(smp.levels[-2], dtype=np.int64)  # (n, 4)
+    codes = block_sequence(x, 2, "tuple")  # (n, 4)
+    pairs = np.unique(np.stack([codes.ravel(), parent.ravel()], 1), axis=0)
+    # unambiguous rules: every aligned s-tuple has exactly one parent symbol
+    assert np.unique(pairs[:, 0]).size == pairs.shape[0]
+    # blocks shifted by one token straddle two parents and do not determine them
+    shifted = block_sequence(x[:, 1:-1], 2, "tuple")  # (n, 3)
+    pairs_s = np.unique(np.stack([shifted.ravel(), parent[:, 1:].ravel()], 1), axis=0)
+    assert np.unique(pairs_s[:, 0]).size < pairs_s.shape[0]
+
+
+def test_naive_block_rule_at_pc_does_not_stay_at_pc() -> None:
+    p_c = 0.5927462  # 2D square site percolation threshold, Newman & Ziff 2000
+    assert abs(float(spanning_map_2x2(p_c)) - p_c) > 0.01
+    assert abs(float(majority_map(p_c, 3)) - p_c) > 0.01
+
+
 def test_block_rules_reject_sides_not_multiple_of_b() -> None:
     with pytest.raises(ValueError, match="multiples of the block size"):
         block_lattice(np.zeros((1, 6, 6)), 4, "majority")
