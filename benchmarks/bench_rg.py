@@ -20,6 +20,9 @@ import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's tmr first
 
 D_IN, HIDDEN = 24, 256  # 24*256+256 + 256*256+256 + 256+1 = 72 449 parameters
 CONFIGS: list[tuple[str, int, int]] = [  # (method, sample_chunk, param_chunk)
@@ -130,15 +133,16 @@ def main() -> None:
                              capture_output=True, text=True, env=env, check=True)
         rows.append((method, sc, pc, json.loads(out.stdout.strip().splitlines()[-1])))
     base = rows[0][3]
-    print(f"eNTK, MLP {D_IN}-{HIDDEN}-{HIDDEN}-1 ({base['n_params']:.0f} params), "
-          f"n={args.n} samples, CPU, {args.threads} thread(s)")
-    print(f"{'method':<20}{'s_chunk':>8}{'p_chunk':>8}{'time s':>9}{'x numpy':>9}"
-          f"{'peak MB':>9}{'x numpy':>9}{'rel err':>10}")
+    print(f"eNTK of a {D_IN}-{HIDDEN}-{HIDDEN}-1 tanh MLP ({base['n_params']:,.0f} parameters), "
+          f"n = {args.n} samples, CPU, {args.threads} thread(s); peak = growth of peak RSS.")
+    print()
+    print("| method | sample chunk | param chunk | time s | × numpy | peak MB | × numpy "
+          "| rel. err |")
+    print("|---|---|---|---|---|---|---|---|")
     for method, sc, pc, r in rows:
-        print(f"{method:<20}{sc or '-':>8}{pc or '-':>8}{r['seconds']:>9.2f}"
-              f"{r['seconds'] / base['seconds']:>9.2f}{r['peak_mb']:>9.0f}"
-              f"{r['peak_mb'] / max(base['peak_mb'], 1e-9):>9.2f}{r['rel_err']:>10.1e}")
-
+        print(f"| {method} | {sc or '–'} | {pc or '–'} | {r['seconds']:.2f} "
+              f"| {r['seconds'] / base['seconds']:.2f} | {r['peak_mb']:.0f} "
+              f"| {r['peak_mb'] / max(base['peak_mb'], 1e-9):.2f} | {r['rel_err']:.1e} |")
 
 if __name__ == "__main__":
     main()
