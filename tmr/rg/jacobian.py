@@ -124,7 +124,8 @@ def jacobian_blocks(
             ys = None if y is None else y[s:s + sample_chunk]
             jac = jac_fn(slices, x[s:s + sample_chunk], ys)  # tuple of (m, c, len)
             if buf is None:
-                buf = torch.empty((n, jac[0].shape[1], stop - start), dtype=jac[0].dtype)
+                buf = torch.empty((n, jac[0].shape[1], stop - start), dtype=jac[0].dtype,
+                                  device=jac[0].device)
             col = 0
             for part in jac:
                 buf[s:s + sample_chunk, :, col:col + part.shape[-1]] = part.detach()
@@ -154,7 +155,7 @@ def empirical_ntk(model: nn.Module, x: torch.Tensor, *, output: Literal["trace",
         block = torch.as_tensor(block).double()
         theta = block if theta is None else theta + block
     assert theta is not None
-    return theta.numpy()
+    return theta.cpu().numpy()
 
 
 def _log_lik(likelihood: Likelihood, out: torch.Tensor, y: torch.Tensor,
@@ -171,7 +172,7 @@ def _sqrt_output_hessian(likelihood: Likelihood, out: torch.Tensor,
     """L_i^{1/2}, ``(n, c, c)``: I/σ (Gaussian) or sqrt(diag(p) − ppᵀ) (categorical)."""
     n, c = out.shape
     if likelihood == "gaussian":
-        return torch.eye(c, dtype=out.dtype).expand(n, c, c) / sigma
+        return torch.eye(c, dtype=out.dtype, device=out.device).expand(n, c, c) / sigma
     p = torch.softmax(out, dim=-1)  # (n, c)
     lmat = torch.diag_embed(p) - p[:, :, None] * p[:, None, :]  # (n, c, c)
     vals, vecs = torch.linalg.eigh(lmat)
@@ -221,7 +222,7 @@ def fisher_matrix(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = No
     """Full Fisher F = SᵀS ``(P, P)`` (small models only; see ``fisher_eigen`` otherwise)."""
     blocks = [(a, b, s) for a, b, s in fisher_rows(model, x, y, **kwargs)]  # type: ignore[arg-type]
     s_full = torch.cat([s for _, _, s in blocks], dim=1)  # (m, P)
-    return (s_full.T @ s_full).numpy()
+    return (s_full.T @ s_full).cpu().numpy()
 
 
 def fisher_eigen(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, *,
@@ -242,13 +243,13 @@ def fisher_eigen(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = Non
     k = rank if k is None else min(k, rank)
     u = vecs[:, :k] / vals[:k].sqrt()  # (m, k)
     parts = [s.T @ u for _, _, s in fisher_rows(model, x, y, **kwargs)]  # type: ignore[arg-type]
-    return vals[:k].numpy(), torch.cat(parts, dim=0).numpy()
+    return vals[:k].cpu().numpy(), torch.cat(parts, dim=0).cpu().numpy()
 
 
 def flat_params(model: nn.Module) -> np.ndarray:
     """Trainable parameters flattened in ``named_parameters`` order, ``(P,)`` float64."""
     _, tensors = _trainable(model)
-    return torch.cat([t.reshape(-1) for t in tensors]).double().numpy()
+    return torch.cat([t.reshape(-1) for t in tensors]).double().cpu().numpy()
 
 
 def loss_with_params(model: nn.Module, theta: np.ndarray,
@@ -265,7 +266,7 @@ def loss_with_params(model: nn.Module, theta: np.ndarray,
             start = 0
             for name, t in zip(names, tensors, strict=True):
                 chunk = theta[start:start + t.numel()].reshape(t.shape)
-                params[name].copy_(torch.as_tensor(chunk, dtype=t.dtype))
+                params[name].copy_(torch.as_tensor(chunk, dtype=t.dtype, device=t.device))
                 start += t.numel()
         return float(loss(model))
     finally:

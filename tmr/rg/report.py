@@ -136,7 +136,7 @@ def coarse_grain_site(
                 for _, _, s in fisher_rows(model, xt, yt, likelihood="categorical",
                                            kind="empirical", sample_chunk=sample_chunk,
                                            param_chunk=param_chunk):
-                    kmat += (s @ s.T).numpy()
+                    kmat += (s @ s.T).cpu().numpy()
         vals, u = eigh_desc(kmat)  # (n,), (n, n)
         rank = int((vals > KERNEL_RANK_TOL * max(vals[0], 1e-300)).sum())
         vals, u = vals[:rank], u[:, :rank]  # the whole non-zero kernel spectrum

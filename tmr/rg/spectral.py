@@ -235,7 +235,8 @@ def model_forward(model: Any, site: str, *, dtype: Any = None) -> Callable[[np.n
     import torch
 
     def fwd(z: np.ndarray) -> np.ndarray:
-        t = torch.as_tensor(z, dtype=dtype or next(model.parameters()).dtype)
+        ref = next(model.parameters())
+        t = torch.as_tensor(z, dtype=dtype or ref.dtype, device=ref.device)
         with torch.no_grad():
             return model.forward_from(site, t).detach().cpu().numpy()
 
