@@ -38,6 +38,7 @@ from tmr.rg.spectral import (
     model_forward,
     project_top_k,
     ridge_probe_accuracy,
+    selectivity_scorer,
 )
 from tmr.rg.spectrum import (
     alignment_relevance,
@@ -57,6 +58,6 @@ __all__ = [
     "fisher_rows", "fit_rg_map", "fixed_point", "flat_params", "ising_decimation",
     "jacobian_blocks", "linearised_exponent", "majority_map", "measure_rg_map",
     "model_forward", "nn_correlation", "phenomenological_rg", "power_law_fit",
-    "project_top_k", "ridge_probe_accuracy", "run_flow", "spanning_map_2x2",
+    "project_top_k", "ridge_probe_accuracy", "run_flow", "selectivity_scorer", "spanning_map_2x2",
     "spanning_probability", "spectral_gaps", "tail_fraction",
 ]

@@ -18,7 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from tmr.rg.spectral import PCAScheme, conjugate_kernel, faithfulness_curve
+from tmr.rg.spectral import (
+    PCAScheme,
+    conjugate_kernel,
+    faithfulness_curve,
+    ridge_probe_accuracy,
+    selectivity_scorer,
+)
 from tmr.rg.spectrum import (
     alignment_relevance,
     cutoff_for_budget,
@@ -86,6 +92,7 @@ def coarse_grain_site(
     sample_chunk: int = 64,
     param_chunk: int = 1 << 14,
     plots: bool = True,
+    input_keys: np.ndarray | None = None,
 ) -> CoarseGrainReport:
     """Spectral coarse-graining of one site with a variance/error ``budget``.
 
@@ -100,6 +107,8 @@ def coarse_grain_site(
         forward: continue the network from the site (``model_forward(model, site)``);
             gives the output observables (agreement with the full prediction, mse to the
             full output, task accuracy when ``target`` is given).
+        input_keys: the inputs ``(n, ...)``; when given, probe columns are selectivities
+            (accuracy minus control-task accuracy), otherwise held-out accuracies.
     """
     if scheme not in SCHEMES:
         raise ValueError(f"scheme={scheme!r}: use one of {SCHEMES}")
@@ -167,13 +176,17 @@ def coarse_grain_site(
             tgt = np.asarray(target)
             observables["accuracy"] = lambda o: float((o.argmax(1) == tgt).mean())
     k_site = min(k, basis.shape[1])
+    scorer = (selectivity_scorer(input_keys) if input_keys is not None
+              else ridge_probe_accuracy)
     rows = faithfulness_curve(np.asarray(h), basis, mean, _ladder(basis.shape[1], k_site),
-                              forward=forward, observables=observables, levels=levels)
+                              forward=forward, observables=observables, levels=levels,
+                              probe_score=scorer)
     summary = {"scheme": scheme, "n": n, "d": d, "budget": budget, "k": k, "k_site": k_site,
                "n_modes": int(vals.size), "n_site_modes": int(basis.shape[1]),
                "power_law_alpha": fit.alpha if fit else None,
                "power_law_r2": fit.r2 if fit else None,
                "cliffs": [int(c) for c in cliffs],
+               "probe_metric": "selectivity" if input_keys is not None else "accuracy",
                "top_mode_per_level": {name: int(np.argmax(a)) + 1 for name, a in align.items()}}
     paths = [out / "spectrum.csv", out / "faithfulness.csv", out / "summary.json",
              out / "modes.npz"]
@@ -283,4 +296,4 @@ def coarse_grain_run(run_dir: str | Path, *, site: str, scheme: str, budget: flo
     out = Path(out_dir) if out_dir else Path(run_dir) / "coarse_grain" / f"{site}_{scheme}"
     return coarse_grain_site(h, scheme=scheme, budget=budget, out_dir=out, levels=levels,
                              forward=model_forward(model, site), target=levels[target_name],
-                             model=model, x=x, plots=plots)
+                             model=model, x=x, plots=plots, input_keys=x.cpu().numpy())

@@ -175,6 +175,28 @@ def ridge_probe_accuracy(h: np.ndarray, y: np.ndarray, *, seed: int = 0) -> floa
     return float(np.mean(np.argmax(xb[test] @ w, axis=1) == labels[test]))
 
 
+def selectivity_scorer(input_keys: np.ndarray, *, seed: int = 0
+                       ) -> Callable[[np.ndarray, np.ndarray], float]:
+    """Probe selectivity (Hewitt & Liang 2019): acc(real labels) − acc(control labels).
+
+    Control task: each distinct input (a row of ``input_keys`` ``(n, ...)``, e.g. the
+    input tokens) gets one fixed random label from the real label set, so a probe can
+    only solve it by memorising inputs. Both accuracies use ``ridge_probe_accuracy``.
+    """
+    keys = np.asarray(input_keys).reshape(len(input_keys), -1)
+    _, types = np.unique(keys, axis=0, return_inverse=True)  # (n,) input type ids
+    types = types.reshape(-1)
+
+    def score(h: np.ndarray, y: np.ndarray) -> float:
+        classes = np.unique(np.asarray(y))
+        # a fresh generator per call: the same control task at every k for a level
+        gen = np.random.default_rng([seed, classes.size])
+        control = gen.choice(classes, size=int(types.max()) + 1)[types]  # (n,)
+        return ridge_probe_accuracy(h, y) - ridge_probe_accuracy(h, control)
+
+    return score
+
+
 def faithfulness_curve(
     h: np.ndarray,
     basis: np.ndarray,
