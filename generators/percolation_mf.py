@@ -133,6 +133,13 @@ def make_world(*, branching: float = 1.0, max_cluster_size: int = 10_000, n_leve
                  centre_scale=_check_pos("centre_scale", centre_scale), size_cdf=cdf)
 
 
+def draw_cluster_sizes(world: World, k: int, rng: _rng.RNGLike = None) -> np.ndarray:
+    """``k`` cluster sizes (k,) int64 from the law ``n_s / Σ n_s`` of the world."""
+    gen = _rng.as_generator(rng)
+    sizes = np.searchsorted(world.size_cdf, gen.random(k), side="right") + 1
+    return np.minimum(sizes, world.max_cluster_size).astype(np.int64)
+
+
 def uniform_trees(sizes: np.ndarray, gen: np.random.Generator) -> np.ndarray:
     """Uniform random trees of the given sizes, concatenated in breadth-first order.
 
@@ -223,8 +230,7 @@ def _block(world: World, ss: np.random.SeedSequence, b: int) -> dict[str, np.nda
     """Every array of block ``b`` (block-local point indices in ``parent``)."""
     gen = _rng.block_generator(ss, b)
     K = CLUSTERS_PER_BLOCK
-    sizes = np.searchsorted(world.size_cdf, gen.random(K), side="right") + 1
-    sizes = np.minimum(sizes, world.max_cluster_size).astype(np.int64)
+    sizes = draw_cluster_sizes(world, K, gen)
     children = uniform_trees(sizes, gen)
     parent = parents_from_children(children, sizes)
     local_cluster = np.repeat(np.arange(K), sizes)
