@@ -293,18 +293,21 @@ def test_cluster_size_exponent_tau_2d():
             c = np.bincount(lab.ravel())[1:]
             sizes.append(c[c > 0])
     s = np.concatenate(sizes)
-    tau = _tau_from_cumulative(s, lo=16, hi=2048)
-    # corrections to scaling at s >= 16 and the L = 512 cutoff move the fit by < 0.03
-    # (Stauffer & Aharony ch. 2); the issue asks for +-0.07
+    tau = _tau_from_density(s, lo=16, hi=1024)
+    # s <= 1024 is far below the finite-size cutoff L^{d_f} ~ 1.4e5; corrections to
+    # scaling (exponent Omega = 72/91, Ziff 2011) lower the effective tau at s ~ 16-1000
+    # by about 0.03, inside the +-0.07 the issue asks for
     assert abs(tau - 187 / 91) < 0.07, tau
 
 
-def _tau_from_cumulative(s: np.ndarray, lo: int, hi: int) -> float:
-    """tau from the slope of the cumulative count N(S >= s) ~ s^(2 - tau)."""
-    grid = np.unique(np.geomspace(lo, hi, 16).astype(int))
-    counts = np.array([(s >= g).sum() for g in grid], dtype=float)
-    slope = np.polyfit(np.log(grid), np.log(counts), 1)[0]
-    return 2 - slope
+def _tau_from_density(s: np.ndarray, lo: int, hi: int) -> float:
+    """tau from the slope of the log-binned cluster numbers n_s ~ s^(-tau)
+    (bins [2^k, 2^(k+1)), counts divided by the bin width)."""
+    edges = 2.0 ** np.arange(0, 20)
+    dens = np.histogram(s, bins=edges)[0] / np.diff(edges)
+    centre = np.sqrt(edges[:-1] * edges[1:])
+    keep = (centre >= lo) & (centre <= hi) & (dens > 0)
+    return -np.polyfit(np.log(centre[keep]), np.log(dens[keep]), 1)[0]
 
 
 @pytest.mark.slow
