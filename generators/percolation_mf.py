@@ -46,7 +46,7 @@ from generators.base import HierarchicalSample, concat
 
 NAME = "percolation_mf"
 #: clusters per independently seeded block (a format constant, recorded in meta)
-CLUSTERS_PER_BLOCK = 4096
+CLUSTERS_PER_BLOCK = 2**15
 #: deepest binary hierarchy (labels cluster·2^ℓ + code stay far inside int64)
 MAX_LEVELS = 24
 
@@ -196,34 +196,39 @@ def path_sums(parent: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def _split_levels(parent: np.ndarray, cluster: np.ndarray, n_levels: int,
-                  gen: np.random.Generator) -> tuple[list[np.ndarray], list[int]]:
-    """Binary subcluster codes per level and component counts (block-local)."""
+                  gen: np.random.Generator) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Binary subcluster codes and block-local component ids, one array (m,) per level."""
     m = parent.size
     child = np.flatnonzero(parent >= 0)  # edges, one per non-root vertex
-    w = gen.random(child.size)
-    order = child[np.argsort(-w, kind="stable")]  # heaviest edge first
-    alive = np.ones(m, dtype=bool)  # alive[v]: edge (v, parent v) not yet cut
+    order = child[np.argsort(-gen.random(child.size), kind="stable")]  # heaviest first
+    rank = np.empty(m, dtype=np.int64)
+    rank[order] = np.arange(child.size)
+    alive = child.copy()  # edges (v, parent v) not yet cut
     comp = cluster.copy()
     n_comp = int(cluster.max()) + 1 if m else 0
     code = np.zeros(m, dtype=np.int64)
-    codes, counts = [], []
+    codes, comps = [], []
     for _ in range(n_levels):
-        cand = order[alive[order]]
-        _, first = np.unique(comp[cand], return_index=True)
-        cut = cand[first]  # the heaviest live edge of every splittable component
-        alive[cut] = False
-        keep = child[alive[child]]
-        g = sparse.coo_array((np.ones(keep.size, dtype=np.int8), (keep, parent[keep])),
-                             shape=(m, m))
-        n_comp, comp = csgraph.connected_components(g.tocsr(), directed=False)
-        bit = np.zeros(m, dtype=np.int64)
-        below = np.zeros(n_comp, dtype=bool)
-        below[comp[cut]] = True
-        bit[below[comp]] = 1
-        code = 2 * code + bit
-        codes.append(code.copy())
-        counts.append(n_comp)
-    return codes, counts
+        best = np.full(n_comp, m, dtype=np.int64)
+        np.minimum.at(best, comp[alive], rank[alive])  # heaviest live edge per component
+        cut = order[best[best < m]]
+        is_cut = np.zeros(m, dtype=bool)
+        is_cut[cut] = True
+        alive = alive[~is_cut[alive]]
+        # the forest of live edges as CSR directly: row v holds parent[v] if its edge lives
+        has = np.zeros(m, dtype=bool)
+        has[alive] = True
+        indptr = np.zeros(m + 1, dtype=np.int32)
+        np.cumsum(has, out=indptr[1:])
+        g = sparse.csr_array((np.ones(alive.size, dtype=np.int8),
+                              parent[alive].astype(np.int32), indptr), shape=(m, m))
+        n_comp, comp = csgraph.connected_components(g, directed=False)
+        below = np.zeros(n_comp, dtype=np.int64)
+        below[comp[cut]] = 1
+        code = 2 * code + below[comp]
+        codes.append(code)
+        comps.append(comp)
+    return codes, comps
 
 
 def _block(world: World, ss: np.random.SeedSequence, b: int) -> dict[str, np.ndarray]:
@@ -238,16 +243,14 @@ def _block(world: World, ss: np.random.SeedSequence, b: int) -> dict[str, np.nda
     steps = gen.standard_normal((m, world.dim)) * world.step_scale
     roots = parent < 0
     steps[roots] = gen.standard_normal((K, world.dim)) * world.centre_scale
-    x = path_sums(parent, steps)
-    depth = path_sums(parent, np.ones(m, dtype=np.int32)) - 1
-    codes, _ = _split_levels(parent, local_cluster, world.n_levels, gen)
+    # one pointer-jumping pass for positions and depths (a column of ones)
+    walk = path_sums(parent, np.concatenate([steps, np.ones((m, 1))], axis=1))
+    x, depth = walk[:, :-1], np.rint(walk[:, -1]).astype(np.int64) - 1
+    codes, comps = _split_levels(parent, local_cluster, world.n_levels, gen)
     cluster = local_cluster + b * K
     target = gen.standard_normal(K)[local_cluster]
-    comp_ids = [local_cluster]
-    for code in codes:
-        ids, inv = np.unique(local_cluster * 2 ** (len(comp_ids)) + code, return_inverse=True)
-        target = target + gen.standard_normal(ids.size)[inv]
-        comp_ids.append(inv)
+    for comp in comps:
+        target += gen.standard_normal(int(comp.max()) + 1)[comp]
     levels = [cluster.astype(np.int64)]
     levels += [cluster * 2 ** (l + 1) + codes[l] for l in range(world.n_levels)]
     return {"x": x.astype(np.float32), "levels": np.stack(levels, axis=0),
