@@ -35,7 +35,7 @@ import numpy as np
 
 from generators import _rng
 from generators import percolation_label as pl
-from generators.base import HierarchicalSample, concat
+from generators.base import HierarchicalSample
 from generators.percolation_label import MergeTree, labels_at
 
 NAME = "percolation"
@@ -73,6 +73,8 @@ EXPONENTS: dict[int, dict[str, float | str]] = {
 
 #: largest lattice (sites) labelled with int32 ids
 MAX_SITES = 2**31 - 2
+#: sites per ndimage.label call (larger lattices: one sample per call)
+LABEL_BATCH_SITES = 2**18
 
 
 @dataclasses.dataclass(frozen=True)
@@ -262,33 +264,42 @@ def _level_truth(world: World, labs: pl.Labels, n: int, site_truth: bool) -> dic
     out = {"n_clusters": n_clusters, "largest_fraction": largest / world.n_sites,
            "spans": spans}
     if site_truth:
-        size_site = sizes[lab]
+        size_site = sizes.astype(np.uint32)[lab]
         bcast = (n,) + (1,) * world.dim
-        out["cluster_size"] = size_site.astype(np.uint32)
-        out["in_largest"] = (size_site == largest.reshape(bcast)) & (lab > 0)
+        out["cluster_size"] = size_site
+        out["in_largest"] = (size_site == largest.astype(np.uint32).reshape(bcast)) & (lab > 0)
         out["in_spanning"] = hit[lab]
     return out
 
 
 def _chunk(world: World, ss: np.random.SeedSequence, start: int, stop: int, x_level: int,
            site_truth: bool, meta: dict) -> HierarchicalSample:
+    """Samples ``start..stop``; outputs are allocated once and filled in batches of
+    about :data:`LABEL_BATCH_SITES` sites per labelling call."""
     n = stop - start
-    fields = np.stack([draw_field(world, _rng.block_generator(ss, i))
-                       for i in range(start, stop)]) if n else \
-        np.zeros((0, *(draw_field(world, np.random.default_rng(0)).shape)))
     K = world.ps.size
     lps = world.level_ps
-    levels, truths = [], []
-    for p in lps:
-        labs = label(world, fields < p)
-        levels.append(labs.local())
-        truths.append(_level_truth(world, labs, n, site_truth))
+    field_shape = world.shape if world.kind == "site" else (len(world.offsets), *world.shape)
+    fields = np.empty((n, *field_shape))
+    for i in range(n):
+        fields[i] = draw_field(world, _rng.block_generator(ss, start + i))
+    levels = [np.empty((n, *world.shape), dtype=np.int32) for _ in range(K)]
+    truth: dict[str, np.ndarray] = {}
+    batch = max(1, LABEL_BATCH_SITES // world.n_sites)
+    for a in range(0, n, batch):
+        b = min(a + batch, n)
+        for j, p in enumerate(lps):
+            labs = label(world, fields[a:b] < p)
+            levels[j][a:b] = labs.local()
+            for key, value in _level_truth(world, labs, b - a, site_truth).items():
+                if key not in truth:
+                    truth[key] = np.empty((n, K, *value.shape[1:]), dtype=value.dtype)
+                truth[key][a:b, j] = value
     # parent maps: the coarser id of every finer cluster (read at any of its sites)
     parent = np.zeros((n, max(K - 1, 0), world.n_sites + 1), dtype=np.int32)
-    rows = np.repeat(np.arange(n), world.n_sites)
     for j in range(K - 1):
-        fine = levels[j + 1].reshape(-1)
-        parent[rows, j, fine] = levels[j].reshape(-1)
+        for i in range(n):  # one scatter per sample and level
+            parent[i, j][levels[j + 1][i].ravel()] = levels[j][i].ravel()
         parent[:, j, 0] = 0
     x = (fields < lps[x_level]).astype(np.uint8)
     aux: dict[str, np.ndarray] = {
@@ -297,10 +308,22 @@ def _chunk(world: World, ss: np.random.SeedSequence, start: int, stop: int, x_le
                                       (n, K)).copy(),
         "parent": parent,
     }
-    for key in truths[0] if truths else ():
-        aux[key] = np.stack([t[key] for t in truths], axis=1)
+    if n == 0:  # no batch ran: empty arrays of the right layout
+        truth = {k: np.zeros((0, K, *shp), dtype=dt) for k, shp, dt in _truth_layout(world,
+                                                                                     site_truth)}
+    aux.update(truth)
     return HierarchicalSample(x=x, levels=tuple(levels), level_names=world.level_names,
                               world=world, meta=meta, aux=aux)
+
+
+def _truth_layout(world: World, site_truth: bool) -> list[tuple[str, tuple[int, ...], type]]:
+    out: list[tuple[str, tuple[int, ...], type]] = [
+        ("n_clusters", (), np.int64), ("largest_fraction", (), np.float64),
+        ("spans", (world.dim,), np.bool_)]
+    if site_truth:
+        out += [("cluster_size", world.shape, np.uint32), ("in_largest", world.shape, np.bool_),
+                ("in_spanning", world.shape, np.bool_)]
+    return out
 
 
 def _meta(world: World, ss: np.random.SeedSequence, x_level: int) -> dict:
@@ -349,7 +372,4 @@ def sample(world: World, n_samples: int, *, rng: _rng.RNGLike = None, x_level: i
     module docstring for the layout of ``x``, ``levels`` and ``aux``)."""
     x_level = _check_sample_args(world, n_samples, x_level)
     ss = _rng.as_seed_sequence(rng)
-    if n_samples == 0:
-        return _chunk(world, ss, 0, 0, x_level, site_truth, _meta(world, ss, x_level))
-    return concat(list(iter_chunks(world, n_samples, rng=ss, x_level=x_level,
-                                   site_truth=site_truth)))
+    return _chunk(world, ss, 0, n_samples, x_level, site_truth, _meta(world, ss, x_level))

@@ -111,11 +111,11 @@ class Labels(NamedTuple):
 
     def local(self) -> np.ndarray:
         """Labels numbered ``1..k`` within each sample, int32 (n, *shape)."""
-        n = self.lab.shape[0]
-        off = self.offset[:-1].reshape((n,) + (1,) * (self.lab.ndim - 1))
-        out = self.lab - off.astype(self.lab.dtype)
-        out[self.lab == 0] = 0
-        return out.astype(np.int32, copy=False)
+        shifted = np.flatnonzero(self.offset[:-1])
+        out = self.lab.astype(np.int32, copy=bool(shifted.size))  # never edit self.lab
+        for i in shifted:  # per sample, not per site
+            np.subtract(out[i], np.int32(self.offset[i]), out=out[i], where=out[i] > 0)
+        return out
 
 
 def _spanning(lab: np.ndarray, total: int, back: int = 1) -> np.ndarray:
