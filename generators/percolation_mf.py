@@ -46,7 +46,7 @@ from generators.base import HierarchicalSample, concat
 
 NAME = "percolation_mf"
 #: clusters per independently seeded block (a format constant, recorded in meta)
-CLUSTERS_PER_BLOCK = 2**15
+CLUSTERS_PER_BLOCK = 2**14
 #: deepest binary hierarchy (labels cluster·2^ℓ + code stay far inside int64)
 MAX_LEVELS = 24
 
