@@ -23,6 +23,7 @@ import argparse
 import time
 import tracemalloc
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 from scipy import ndimage
@@ -71,10 +72,10 @@ def baseline_points(world: M.World, n: int, seed: int) -> np.ndarray:
 def lattice_rows(samples: int, repeats: int) -> list[tuple]:
     world = P.make_world(lattice="square", size=1024, n_levels=8)
     n_sites = world.n_sites * samples
-    base = measure(lambda: baseline_lattice(world, samples, 0), repeats)
+    base = measure(partial(baseline_lattice, world, samples, 0), repeats)
     rows = [("8 x ndimage.label (baseline)", n_sites, *base, 1.0)]
     for truth in (False, True):
-        r = measure(lambda t=truth: P.sample(world, samples, rng=0, site_truth=t), repeats)
+        r = measure(partial(P.sample, world, samples, rng=0, site_truth=truth), repeats)
         name = "percolation.sample" + (" + per-site truth" if truth else "")
         rows.append((name, n_sites, *r, base[0] / r[0]))
     return rows
@@ -84,8 +85,8 @@ def mf_rows(sizes: list[int], repeats: int) -> list[tuple]:
     world = M.make_world()
     rows = []
     for n in sizes:
-        base = measure(lambda n=n: baseline_points(world, n, 0), repeats)
-        r = measure(lambda n=n: M.sample(world, n, rng=0), repeats)
+        base = measure(partial(baseline_points, world, n, 0), repeats)
+        r = measure(partial(M.sample, world, n, rng=0), repeats)
         rows.append(("random recursive trees (baseline)", n, *base, 1.0))
         rows.append(("percolation_mf.sample", n, *r, base[0] / r[0]))
     return rows

@@ -257,7 +257,7 @@ def _level_truth(world: World, labs: pl.Labels, n: int, site_truth: bool) -> dic
     if labs.n_labels:
         np.maximum.at(largest, sample_of[1:], sizes[1:])
     spans = np.zeros((n, world.dim), dtype=bool)
-    hit = labs.span.any(axis=1)
+    hit = np.asarray(labs.span.any(axis=1))  # (n_labels+1,)
     for k in range(world.dim):
         sel = labs.span[:, k]
         spans[sample_of[sel], k] = True

@@ -82,8 +82,8 @@ def spanning(occupied: np.ndarray, b: int, *, axis: int | str | None = 0,
         span = lo & hi
         span[0] = False
         crosses.append(span[lab].any(axis=tuple(range(1 + d, 1 + 2 * d))))
-    out = np.stack(crosses)
-    return out.any(axis=0) if axis == "any" else out.all(axis=0)
+    out = np.stack(crosses)  # (n_axes, n, *grid)
+    return np.asarray(out.any(axis=0) if axis == "any" else out.all(axis=0))
 
 
 def cluster_preserving(labels: np.ndarray, b: int) -> np.ndarray:

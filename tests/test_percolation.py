@@ -174,7 +174,7 @@ def test_critical_ladder_is_increasing_and_contains_pc():
         p_c = P.threshold(lat, kind, dim)
         ladder = P.critical_ladder(p_c, 8)
         assert len(ladder) == 8 and p_c in ladder
-        assert np.all(np.diff(ladder) > 0) and 0 < ladder[0] and ladder[-1] < 1
+        assert np.all(np.diff(ladder) > 0) and ladder[0] > 0 and ladder[-1] < 1
     assert all(src for _, src in P.THRESHOLDS.values())
 
 
@@ -251,7 +251,7 @@ def test_cluster_preserving_rule_keeps_the_largest_cluster():
         sizes = np.bincount(labels[i].ravel())
         sizes[0] = 0
         big = int(np.argmax(sizes))
-        meets = B._blocks((labels[i] == big)[None], 4).any(axis=(3, 4))[0]
+        meets = np.asarray(B._blocks((labels[i] == big)[None], 4).any(axis=(3, 4)))[0]
         assert np.array_equal(coarse[i] == big, meets)
         assert set(np.unique(coarse[i])) <= set(np.unique(labels[i]))
     again = B.cluster_preserving(coarse, 2)
