@@ -195,20 +195,20 @@ def path_sums(parent: np.ndarray, values: np.ndarray) -> np.ndarray:
     return acc
 
 
-def _split_levels(parent: np.ndarray, cluster: np.ndarray, n_levels: int,
-                  gen: np.random.Generator) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Binary subcluster codes and block-local component ids, one array (m,) per level."""
+def _split_levels(parent: np.ndarray, cluster: np.ndarray, levels: np.ndarray,
+                  target: np.ndarray, gen: np.random.Generator) -> None:
+    """Fill ``levels[1:]`` (n_levels, m) with ``cluster·2^ℓ + code`` and add one N(0, 1)
+    value per subcluster to ``target`` (m,), level by level (``cluster`` block-local)."""
     m = parent.size
     child = np.flatnonzero(parent >= 0)  # edges, one per non-root vertex
     order = child[np.argsort(-gen.random(child.size), kind="stable")]  # heaviest first
     rank = np.empty(m, dtype=np.int64)
     rank[order] = np.arange(child.size)
-    alive = child.copy()  # edges (v, parent v) not yet cut
-    comp = cluster.copy()
+    alive = child  # edges (v, parent v) not yet cut
+    comp = cluster
     n_comp = int(cluster.max()) + 1 if m else 0
     code = np.zeros(m, dtype=np.int64)
-    codes, comps = [], []
-    for _ in range(n_levels):
+    for l in range(1, levels.shape[0]):
         best = np.full(n_comp, m, dtype=np.int64)
         np.minimum.at(best, comp[alive], rank[alive])  # heaviest live edge per component
         cut = order[best[best < m]]
@@ -225,10 +225,11 @@ def _split_levels(parent: np.ndarray, cluster: np.ndarray, n_levels: int,
         n_comp, comp = csgraph.connected_components(g, directed=False)
         below = np.zeros(n_comp, dtype=np.int64)
         below[comp[cut]] = 1
-        code = 2 * code + below[comp]
-        codes.append(code)
-        comps.append(comp)
-    return codes, comps
+        code *= 2
+        code += below[comp]
+        np.multiply(levels[0], 2**l, out=levels[l])
+        levels[l] += code
+        target += gen.standard_normal(n_comp)[comp]
 
 
 def _block(world: World, ss: np.random.SeedSequence, b: int) -> dict[str, np.ndarray]:
@@ -240,22 +241,23 @@ def _block(world: World, ss: np.random.SeedSequence, b: int) -> dict[str, np.nda
     parent = parents_from_children(children, sizes)
     local_cluster = np.repeat(np.arange(K), sizes)
     m = parent.size
-    steps = gen.standard_normal((m, world.dim)) * world.step_scale
+    walk = np.empty((m, world.dim + 1))  # steps, then a column of ones for the depth
+    walk[:, :-1] = gen.standard_normal((m, world.dim))
+    walk[:, :-1] *= world.step_scale
+    walk[:, -1] = 1.0
     roots = parent < 0
-    steps[roots] = gen.standard_normal((K, world.dim)) * world.centre_scale
-    # one pointer-jumping pass for positions and depths (a column of ones)
-    walk = path_sums(parent, np.concatenate([steps, np.ones((m, 1))], axis=1))
-    x, depth = walk[:, :-1], np.rint(walk[:, -1]).astype(np.int64) - 1
-    codes, comps = _split_levels(parent, local_cluster, world.n_levels, gen)
-    cluster = local_cluster + b * K
+    walk[roots, :-1] = gen.standard_normal((K, world.dim)) * world.centre_scale
+    walk = path_sums(parent, walk)  # one pointer-jumping pass for positions and depths
+    x = walk[:, :-1].astype(np.float32)
+    depth = np.rint(walk[:, -1]).astype(np.int32) - 1
+    del walk
+    levels = np.empty((world.n_levels + 1, m), dtype=np.int64)
+    levels[0] = local_cluster + b * K
     target = gen.standard_normal(K)[local_cluster]
-    for comp in comps:
-        target += gen.standard_normal(int(comp.max()) + 1)[comp]
-    levels = [cluster.astype(np.int64)]
-    levels += [cluster * 2 ** (l + 1) + codes[l] for l in range(world.n_levels)]
-    return {"x": x.astype(np.float32), "levels": np.stack(levels, axis=0),
-            "parent": parent, "cluster_size": np.repeat(sizes, sizes).astype(np.int32),
-            "depth": depth.astype(np.int32), "target": target}
+    _split_levels(parent, local_cluster, levels, target, gen)
+    return {"x": x, "levels": levels, "parent": parent,
+            "cluster_size": np.repeat(sizes, sizes).astype(np.int32), "depth": depth,
+            "target": target}
 
 
 def _meta(world: World, ss: np.random.SeedSequence) -> dict:
@@ -265,41 +267,49 @@ def _meta(world: World, ss: np.random.SeedSequence) -> dict:
                              "the l binary splits; points cluster by cluster, breadth first"}
 
 
-def _assemble(world: World, parts: list[dict[str, np.ndarray]], meta: dict) -> HierarchicalSample:
-    lv = np.concatenate([p["levels"] for p in parts], axis=1)
+def _empty(world: World, n: int) -> dict[str, np.ndarray]:
+    return {"x": np.empty((n, world.dim), dtype=np.float32),
+            "levels": np.empty((world.n_levels + 1, n), dtype=np.int64),
+            "parent": np.empty(n, dtype=np.int64), "cluster_size": np.empty(n, dtype=np.int32),
+            "depth": np.empty(n, dtype=np.int32), "target": np.empty(n, dtype=np.float64)}
+
+
+def _as_sample(world: World, arrays: dict[str, np.ndarray], meta: dict) -> HierarchicalSample:
     return HierarchicalSample(
-        x=np.concatenate([p["x"] for p in parts]), levels=tuple(lv),
-        level_names=world.level_names, world=world, meta=meta,
-        aux={k: np.concatenate([p[k] for p in parts])
-             for k in ("parent", "cluster_size", "depth", "target")})
+        x=arrays["x"], levels=tuple(arrays["levels"]), level_names=world.level_names,
+        world=world, meta=meta,
+        aux={k: arrays[k] for k in ("parent", "cluster_size", "depth", "target")})
 
 
 def iter_chunks(world: World, n_samples: int, *, rng: _rng.RNGLike = None,
                 chunk_size: int = 2**18) -> Iterator[HierarchicalSample]:
     """The first ``n_samples`` points of the cluster stream, in chunks of at most
-    ``chunk_size`` points (the same points whatever the chunking)."""
+    ``chunk_size`` points (the same points whatever the chunking). Each chunk is
+    allocated once and filled block by block, so memory is one chunk plus one block."""
     n = _check_int("n_samples", n_samples, 0)
     step = _check_int("chunk_size", chunk_size, 1)
     ss = _rng.as_seed_sequence(rng)
     meta = _meta(world, ss)
-    done, offset, b = 0, 0, 0
-    buf: list[dict[str, np.ndarray]] = []
-    buffered = 0
-    while done < n:
-        while buffered < min(step, n - done):
-            blk = _block(world, ss, b)
-            blk["parent"] = np.where(blk["parent"] >= 0, blk["parent"] + offset, -1)
-            offset += blk["x"].shape[0]
-            buf.append(blk)
-            buffered += blk["x"].shape[0]
-            b += 1
-        take = min(step, n - done)
-        whole = _assemble(world, buf, meta)
-        yield whole[:take]
-        rest = whole[take:]
-        buf = [{"x": rest.x, "levels": np.stack(rest.levels), **rest.aux}] if len(rest) else []
-        buffered = len(rest)
-        done += take
+    b, offset, pos = 0, 0, 0  # next block, global index of its first point, points used
+    blk: dict[str, np.ndarray] = {"x": np.zeros((0, world.dim))}
+    for start in range(0, n, step):
+        take = min(step, n - start)
+        out = _empty(world, take)
+        filled = 0
+        while filled < take:
+            if pos == blk["x"].shape[0]:
+                blk = _block(world, ss, b)
+                blk["parent"] = np.where(blk["parent"] >= 0, blk["parent"] + offset, -1)
+                offset += blk["x"].shape[0]
+                b, pos = b + 1, 0
+            k = min(take - filled, blk["x"].shape[0] - pos)
+            for key, arr in out.items():
+                if key == "levels":
+                    arr[:, filled:filled + k] = blk[key][:, pos:pos + k]
+                else:
+                    arr[filled:filled + k] = blk[key][pos:pos + k]
+            filled, pos = filled + k, pos + k
+        yield _as_sample(world, out, meta)
 
 
 def sample(world: World, n_samples: int, *, rng: _rng.RNGLike = None) -> HierarchicalSample:
@@ -308,7 +318,7 @@ def sample(world: World, n_samples: int, *, rng: _rng.RNGLike = None) -> Hierarc
     if chunks:
         return concat(chunks)
     ss = _rng.as_seed_sequence(rng)
-    return _assemble(world, [_block(world, ss, 0)], _meta(world, ss))[:0]
+    return _as_sample(world, _empty(world, 0), _meta(world, ss))
 
 
 def ancestor_matrix(s: HierarchicalSample) -> tuple[sparse.csr_array, np.ndarray]:
