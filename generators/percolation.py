@@ -13,6 +13,8 @@ site. ``aux["parent"][:, j, c]`` is the id at level ``j`` of cluster ``c`` of le
 ``j+1`` (0 for unused ``c``). The full Newman–Ziff merge tree of a sample is
 :func:`merge_tree`. ``x`` is the occupation (uint8) at the p of level ``x_level``:
 ``(n, *shape)`` for site, ``(n, n_bond_directions, *shape)`` for bond percolation.
+With ``random_x_level`` each sample picks its level uniformly (a p-bin task); the
+choice is in ``aux["x_level"]`` and its p in ``aux["x_p"]`` (n,).
 
 Ground truth in ``aux`` (``K`` levels, coarsest first): ``p``, ``p_minus_pc``,
 ``n_clusters``, ``largest_fraction`` (size of the largest cluster / number of sites)
@@ -89,6 +91,7 @@ class Config:
     boundary: str = "free"
     dim: int | None = None
     x_level: int = 0
+    random_x_level: bool = False
     site_truth: bool = True
 
 
@@ -273,7 +276,7 @@ def _level_truth(world: World, labs: pl.Labels, n: int, site_truth: bool) -> dic
 
 
 def _chunk(world: World, ss: np.random.SeedSequence, start: int, stop: int, x_level: int,
-           site_truth: bool, meta: dict) -> HierarchicalSample:
+           random_x_level: bool, site_truth: bool, meta: dict) -> HierarchicalSample:
     """Samples ``start..stop``; outputs are allocated once and filled in batches of
     about :data:`LABEL_BATCH_SITES` sites per labelling call."""
     n = stop - start
@@ -281,8 +284,12 @@ def _chunk(world: World, ss: np.random.SeedSequence, start: int, stop: int, x_le
     lps = world.level_ps
     field_shape = world.shape if world.kind == "site" else (len(world.offsets), *world.shape)
     fields = np.empty((n, *field_shape))
+    x_levels = np.full(n, x_level, dtype=np.int64)  # (n,)
     for i in range(n):
-        fields[i] = draw_field(world, _rng.block_generator(ss, start + i))
+        gen = _rng.block_generator(ss, start + i)
+        fields[i] = draw_field(world, gen)
+        if random_x_level:
+            x_levels[i] = gen.integers(K)
     levels = [np.empty((n, *world.shape), dtype=np.int32) for _ in range(K)]
     truth: dict[str, np.ndarray] = {}
     batch = max(1, LABEL_BATCH_SITES // world.n_sites)
@@ -301,12 +308,13 @@ def _chunk(world: World, ss: np.random.SeedSequence, start: int, stop: int, x_le
         for i in range(n):  # one scatter per sample and level
             parent[i, j][levels[j + 1][i].ravel()] = levels[j][i].ravel()
         parent[:, j, 0] = 0
-    x = (fields < lps[x_level]).astype(np.uint8)
+    x_p = lps[x_levels]  # (n,)
+    x = (fields < x_p.reshape((n,) + (1,) * (fields.ndim - 1))).astype(np.uint8)
     aux: dict[str, np.ndarray] = {
         "p": np.broadcast_to(lps, (n, K)).copy(),
         "p_minus_pc": np.broadcast_to(lps - (world.p_c if world.p_c is not None else np.nan),
                                       (n, K)).copy(),
-        "parent": parent,
+        "parent": parent, "x_level": x_levels, "x_p": x_p,
     }
     if n == 0:  # no batch ran: empty arrays of the right layout
         truth = {k: np.zeros((0, K, *shp), dtype=dt) for k, shp, dt in _truth_layout(world,
@@ -326,9 +334,10 @@ def _truth_layout(world: World, site_truth: bool) -> list[tuple[str, tuple[int, 
     return out
 
 
-def _meta(world: World, ss: np.random.SeedSequence, x_level: int) -> dict:
-    return {"generator": NAME, "params": world.params(), "x_level": x_level,
-            "x_p": float(world.level_ps[x_level]), "p_c_source": world.p_c_source,
+def _meta(world: World, ss: np.random.SeedSequence, x_level: int, random_x_level: bool) -> dict:
+    return {"generator": NAME, "params": world.params(),
+            "x_level": "random per sample" if random_x_level else x_level,
+            "p_c_source": world.p_c_source,
             "seed_entropy": _rng.seed_entropy(ss),
             "levels_layout": "levels[j] = cluster ids at aux['p'][:, j], coarsest (highest p) "
                              "first; 0 = empty; aux['parent'][:, j, c] = level-j id of "
@@ -353,23 +362,26 @@ def default_chunk(world: World) -> int:
 
 def iter_chunks(world: World, n_samples: int, *, rng: _rng.RNGLike = None,
                 chunk_size: int | None = None, x_level: int = 0,
+                random_x_level: bool = False,
                 site_truth: bool = True) -> Iterator[HierarchicalSample]:
     """``sample(world, n_samples, ...)`` in consecutive chunks; the chunks
     concatenate to exactly that draw whatever ``chunk_size`` is."""
     x_level = _check_sample_args(world, n_samples, x_level)
     ss = _rng.as_seed_sequence(rng)
-    meta = _meta(world, ss, x_level)
+    meta = _meta(world, ss, x_level, random_x_level)
     step = default_chunk(world) if chunk_size is None else int(chunk_size)
     if step < 1:
         raise ValueError(f"chunk_size={chunk_size} must be at least 1")
     for start in range(0, n_samples, step):
-        yield _chunk(world, ss, start, min(start + step, n_samples), x_level, site_truth, meta)
+        yield _chunk(world, ss, start, min(start + step, n_samples), x_level, random_x_level,
+                     site_truth, meta)
 
 
 def sample(world: World, n_samples: int, *, rng: _rng.RNGLike = None, x_level: int = 0,
-           site_truth: bool = True) -> HierarchicalSample:
+           random_x_level: bool = False, site_truth: bool = True) -> HierarchicalSample:
     """Draw ``n_samples`` lattices with cluster ids at every p of the ladder (see the
     module docstring for the layout of ``x``, ``levels`` and ``aux``)."""
     x_level = _check_sample_args(world, n_samples, x_level)
     ss = _rng.as_seed_sequence(rng)
-    return _chunk(world, ss, 0, n_samples, x_level, site_truth, _meta(world, ss, x_level))
+    return _chunk(world, ss, 0, n_samples, x_level, random_x_level, site_truth,
+                  _meta(world, ss, x_level, random_x_level))

@@ -159,6 +159,18 @@ def test_x_is_the_occupation_at_the_chosen_level():
         assert "cluster_size" not in s.aux
 
 
+def test_random_x_level_draws_a_level_per_sample():
+    world = P.make_world(size=16, n_levels=4)
+    s = P.sample(world, 200, rng=2, random_x_level=True, site_truth=False)
+    assert set(np.unique(s.aux["x_level"])) == {0, 1, 2, 3}
+    for i in range(0, 200, 17):
+        lv = s.aux["x_level"][i]
+        assert np.array_equal(s.x[i] > 0, s.levels[lv][i] > 0)
+        assert s.aux["x_p"][i] == world.level_ps[lv]
+    fixed = P.sample(world, 5, rng=2, site_truth=False)
+    assert np.array_equal(fixed.levels[0], s.levels[0][:5])  # same fields either way
+
+
 def test_crossing_probability_rises_across_pc():
     p_c = P.threshold("square")
     world = P.make_world(size=64, ps=(p_c - 0.1, p_c, p_c + 0.1))
