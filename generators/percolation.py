@@ -356,8 +356,8 @@ def _check_sample_args(world: World, n_samples: int, x_level: int) -> int:
 
 
 def default_chunk(world: World) -> int:
-    """Samples per chunk: about 2**22 sites."""
-    return max(1, 2**22 // world.n_sites)
+    """Samples per chunk: about 2**20 sites (~120 MB of output with per-site truth)."""
+    return max(1, 2**20 // world.n_sites)
 
 
 def iter_chunks(world: World, n_samples: int, *, rng: _rng.RNGLike = None,
