@@ -42,6 +42,10 @@ from generators.percolation_label import MergeTree, labels_at
 
 NAME = "percolation"
 
+__all__ = ["EXPONENTS", "THRESHOLDS", "Config", "MergeTree", "World", "critical_ladder",
+           "iter_chunks", "label", "labels_at", "make_world", "merge_tree", "sample",
+           "threshold"]
+
 #: (lattice, dim, kind) -> (p_c, source)
 THRESHOLDS: dict[tuple[str, int, str], tuple[float, str]] = {
     ("square", 2, "site"): (0.59274621, "Newman & Ziff, PRL 85, 4104 (2000)"),
@@ -242,11 +246,6 @@ def merge_tree(world: World, field: np.ndarray) -> MergeTree:
     """The Newman–Ziff merge tree of one sample's ``field``; see
     :func:`generators.percolation_label.labels_at` for the clusters at any p."""
     return pl.merge_tree(np.asarray(field), world.offsets, world.periodic, world.kind)
-
-
-__all__ = ["EXPONENTS", "THRESHOLDS", "Config", "MergeTree", "World", "critical_ladder",
-           "iter_chunks", "label", "labels_at", "make_world", "merge_tree", "sample",
-           "threshold"]
 
 
 def _level_truth(world: World, labs: pl.Labels, n: int, site_truth: bool) -> dict:
