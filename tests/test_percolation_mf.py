@@ -1,6 +1,6 @@
 """Mean-field percolation point clouds: uniform trees (Cayley counts, degree law),
 the n_s ~ s^(-5/2) size law and its cutoff, the binary subcluster hierarchy, size
-nesting, the ancestor matrix and bad input."""
+nesting, the ancestor matrix, bad input, and the shipped percolation configs."""
 
 from __future__ import annotations
 
@@ -149,3 +149,15 @@ def test_ancestor_matrix_has_one_entry_per_point_and_level():
 def test_bad_input_raises_clear_error(kwargs, match):
     with pytest.raises(ValueError, match=match):
         M.make_world(**kwargs)
+
+
+@pytest.mark.parametrize("name", ["percolation_square", "percolation_ladder", "percolation_mf"])
+def test_shipped_configs_build_a_world_and_sample(name):
+    from pathlib import Path
+
+    from tmr.config import load_data_config
+
+    cfg = load_data_config(Path(__file__).parents[1] / "configs" / f"{name}.toml")
+    world = cfg.spec.make_world(cfg.generator, rng=cfg.seed)
+    s = cfg.spec.sample(world, cfg.generator, 3, rng=cfg.seed)
+    assert len(s) == 3 and len(s.levels) == len(s.level_names) >= 2
