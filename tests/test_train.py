@@ -84,8 +84,9 @@ def test_tiny_pipeline_writes_every_output_with_documented_columns(data: Path,
     leaves = [r for r in rows if r["level"] == "level3" and r["metric"] == "accuracy"
               and r["split"] == "test" and r["site"] == "embed"]
     assert sorted(r["position"] for r in leaves) == [*map(str, range(8)), "mean"]
-    # one-hot leaves are linearly decodable from the embedding (each symbol is a column)
-    assert float(next(r for r in leaves if r["position"] == "mean")["value"]) > 0.95
+    # one-hot leaves are linearly decodable from the embedding (each symbol is a column);
+    # with 40 held-out rows a symbol missing from the 120 probe-training rows costs 1/8
+    assert float(next(r for r in leaves if r["position"] == "mean")["value"]) > 0.85
 
 
 def test_finished_run_is_skipped_and_load_run_restores_the_model(data: Path,
