@@ -119,21 +119,26 @@ def main() -> None:
     t_base_one = time.perf_counter() - t0
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-    print(f"probe grid: {len(SITES)} sites x {len(levels)} levels x {args.n} samples, "
-          f"width {args.width}, torch threads {torch.get_num_threads()}, {len(rows)} rows")
-    print(f"{'part':<36}{'wall s':>8}{'share':>7}{'CPU s':>8}")
+    print(f"Probe grid: {len(SITES)} sites x {len(levels)} levels x {args.n} samples, "
+          f"width {args.width}, torch threads {torch.get_num_threads()}, {len(rows)} rows; "
+          f"peak RSS {peak_mb:.0f} MB.")
+    print()
+    print("| part | wall s | share | CPU s |")
+    print("|---|---|---|---|")
     for name, t, c in (("data loading (HDF5 -> arrays)", t_load, c_load),
                        ("forward passes (6 sites)", t_fwd, c_fwd),
                        ("probe fitting (ridge, CV, control)", t_fit, c_fit),
                        ("total", total, c_total)):
-        print(f"{name:<36}{t:>8.2f}{t / total:>7.0%}{c:>8.2f}")
-    print(f"peak RSS {peak_mb:.0f} MB")
-    print(f"\none site (layers.0.post), levels root + level1, random split "
+        print(f"| {name} | {t:.2f} | {t / total:.0%} | {c:.2f} |")
+    print()
+    print(f"One site (layers.0.post), levels root + level1, random split "
           f"({sum(v.shape[1] for v in coarse.values())} positions, real + control targets):")
-    print(f"{'method':<34}{'seconds':>9}{'speed-up':>10}")
-    print(f"{'numpy ridge per target/fold/λ':<34}{t_base_one:>9.2f}{1.0:>10.1f}")
-    print(f"{'tmr shared-SVD ridge (torch)':<34}{t_ours_one:>9.2f}"
-          f"{t_base_one / t_ours_one:>10.1f}")
+    print()
+    print("| method | seconds | speed-up |")
+    print("|---|---|---|")
+    print(f"| numpy ridge per target/fold/λ (baseline) | {t_base_one:.2f} | 1.0 |")
+    print(f"| tmr shared-eigendecomposition ridge (torch) | {t_ours_one:.2f} | "
+          f"{t_base_one / t_ours_one:.1f} |")
 
 
 if __name__ == "__main__":
