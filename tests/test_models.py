@@ -97,3 +97,12 @@ def test_real_inputs_are_read_in_linearly() -> None:
         cfg = ModelConfig(kind=kind, width=8, n_heads=2, filter_size=2, n_layers=4)
         out = build_model(cfg, spec, 1, 3)(torch.rand(5, 4, 4))
         assert out.shape == (5, 3)
+
+
+def test_raw_padding_minus_one_reads_as_the_padding_id() -> None:
+    model = build_model(ModelConfig(kind="mlp", width=8), SPEC, 1, 8).eval()
+    x = _x(3)
+    x[:, 5:] = -1  # padded tail as stored in a file
+    padded = x.clone()
+    padded[:, 5:] = 8  # the padding id: data vocab 8 = SPEC.vocab_size - 2
+    torch.testing.assert_close(model(x), model(padded))

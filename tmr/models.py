@@ -37,6 +37,8 @@ from tmr.hooks import HookPoint
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU,
                                            "leaky_relu": nn.LeakyReLU, "tanh": nn.Tanh}
 KINDS = ("mlp", "cnn", "transformer")
+#: ids appended after the data's vocabulary: padding (data value -1) and mask
+N_SPECIAL_TOKENS = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,10 +155,11 @@ class TokenInput(nn.Module):
         x = x.reshape(x.shape[0], -1)  # (batch, T)
         if self.embedding == "real":
             return x.to(torch.get_default_dtype()).unsqueeze(-1)
+        # raw files' padding (-1) becomes the padding id, so raw x can be fed directly
+        ids = x.long().masked_fill(x < 0, self.spec.vocab_size - N_SPECIAL_TOKENS)
         if self.table is not None:
-            return self.table(x.long())
-        return nn.functional.one_hot(x.long(), self.spec.vocab_size).to(
-            torch.get_default_dtype())
+            return self.table(ids)
+        return nn.functional.one_hot(ids, self.spec.vocab_size).to(torch.get_default_dtype())
 
 
 class HookedModel(nn.Module):
@@ -350,10 +353,6 @@ def init_parameters(model: nn.Module, generator: torch.Generator) -> None:
                 nn.init.normal_(m.positions, std=0.02, generator=generator)
             elif isinstance(m, nn.LayerNorm):
                 m.reset_parameters()
-
-
-#: ids appended after the data's vocabulary: padding (data value -1) and mask
-N_SPECIAL_TOKENS = 2
 
 
 def input_spec(x_shape: tuple[int, ...], is_integer: bool, data_vocab: int) -> InputSpec:
