@@ -181,6 +181,44 @@ def plot(
         fail(str(e))
     console.print(f"heatmap: {png}")
 
+@app.command()
+def sweep(
+    sweep_file: Annotated[Path, typer.Argument(help="TOML sweep file (see configs/sweep_*.toml)")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="sweep directory")],
+    executor: Annotated[str, typer.Option(help="local, slurm or auto (slurm if sbatch exists)")
+                        ] = "auto",
+    max_parallel: Annotated[int, typer.Option(help="runs at a time (slurm_array_parallelism)")
+                            ] = 2,
+    timeout_min: Annotated[int, typer.Option(help="time limit of one run in minutes")] = 60,
+) -> None:
+    """Run a grid of experiments through submitit; re-running skips finished runs."""
+    from tmr.config import ConfigError
+    from tmr.sweep import run_sweep
+
+    try:
+        with progress_bar() as bar:
+            task = bar.add_task("sweep", total=None)
+            dirs = run_sweep(sweep_file, out, executor=executor, max_parallel=max_parallel,
+                             timeout_min=timeout_min,
+                             progress=lambda d, t: bar.update(task, completed=d, total=t))
+    except (ConfigError, ValueError) as e:
+        fail(str(e))
+    console.print(f"{len(dirs)} runs in {out / 'runs'}; merge them with `tmr collect {out}`")
+
+
+@app.command()
+def collect(sweep_dir: Annotated[Path, typer.Argument(help="a `tmr sweep` output directory")]
+            ) -> None:
+    """Merge every run's scores into collected.csv and draw collected.png."""
+    from tmr.config import ConfigError
+    from tmr.sweep import collect as collect_runs
+
+    try:
+        csv_path, png = collect_runs(sweep_dir)
+    except ConfigError as e:
+        fail(str(e))
+    console.print(f"table: {csv_path}\nfigure: {png}")
+
 
 def main() -> None:  # pragma: no cover
     app(sys.argv[1:])
