@@ -187,6 +187,8 @@ def plot(
     except ValueError as e:
         fail(str(e))
     console.print(f"heatmap: {png}")
+
+
 @app.command()
 def sweep(
     sweep_file: Annotated[Path, typer.Argument(help="TOML sweep file (see configs/sweep_*.toml)")],
@@ -224,10 +226,6 @@ def collect(sweep_dir: Annotated[Path, typer.Argument(help="a `tmr sweep` output
     except ConfigError as e:
         fail(str(e))
     console.print(f"table: {csv_path}\nfigure: {png}")
-
-
-def main() -> None:  # pragma: no cover
-    app(sys.argv[1:])
 
 
 @app.command("coarse-grain")
@@ -310,3 +308,7 @@ def rg_flow(
         table.add_row(f"{pv:.3f}", *(f"{d:.3f}" for d in dens))
     console.print(table)
     console.print(f"wrote {out / 'flow.csv'}, {out / 'summary.json'}")
+
+
+def main() -> None:  # pragma: no cover
+    app(sys.argv[1:])
