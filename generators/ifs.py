@@ -112,7 +112,7 @@ class World:
     @property
     def table_digits(self) -> int:
         """Digits per tabulated chunk: the largest ``m`` with ``K^m <= TABLE_SIZE``."""
-        return max(1, int(math.floor(math.log(TABLE_SIZE) / math.log(self.n_maps) + 1e-9)))
+        return max(1, math.floor(math.log(TABLE_SIZE) / math.log(self.n_maps) + 1e-9))
 
     def params(self) -> dict[str, Any]:
         return {"kind": self.kind, "dim": self.dim, "n_maps": self.n_maps,
@@ -247,7 +247,7 @@ class _Table:
 @functools.lru_cache(maxsize=512)
 def _table(world: World, instance: int, length: int) -> _Table:
     lin1, off1, p1 = world.system_maps(instance)
-    d, k = world.dim, world.n_maps
+    d = world.dim
     lin, off, prob = np.eye(d)[None], np.zeros((1, d)), np.ones(1)
     for _ in range(length):  # word c·a: (w_c ∘ w_a)(x) = A_c A_a x + A_c b_a + b_c
         off = (np.einsum("cij,aj->cai", lin, off1) + off[:, None, :]).reshape(-1, d)

@@ -232,7 +232,7 @@ def jitter_system(gen: np.random.Generator, linear: np.ndarray, offset: np.ndarr
     return lin, off
 
 
-def similarity_dimension(ratios: Sequence[float]) -> float:
+def similarity_dimension(ratios: Sequence[float] | np.ndarray) -> float:
     """Moran's equation: the ``s`` with ``Σ_i r_i^s = 1`` (Moran 1946; Hutchinson
     1981), the Hausdorff dimension of a similitude IFS with the open set condition."""
     r = np.asarray(ratios, dtype=np.float64)
@@ -258,7 +258,7 @@ def box_counting_dimension(points: np.ndarray, box: np.ndarray, *, min_level: fl
     The points should resolve the smallest box (cylinders below ``side · 2^-max_level``).
     """
     points = np.asarray(points, dtype=np.float64)
-    n, d = points.shape
+    d = points.shape[1]
     side = float(np.max(box[1] - box[0]))
     u = (points - box[0]) / side  # (n, d), mostly in [0, 1]
     ks = np.arange(min_level, max_level + 1e-9, 1 / per_octave)
@@ -268,7 +268,9 @@ def box_counting_dimension(points: np.ndarray, box: np.ndarray, *, min_level: fl
         m = float(base)**k
         total = 0
         for o in range(n_offsets):
-            shift = gen.random(d) if o else np.zeros(d)
+            # unshifted: + 1e-9 so points on a box edge up to rounding (x = 2/3
+            # times 3^k) fall in the upper box, as they do in exact arithmetic
+            shift = gen.random(d) if o else np.full(d, 1e-9)
             cells = np.floor(u * m + shift).astype(np.int64)  # (n, d)
             cells -= cells.min(axis=0)
             dims = tuple(int(v) + 1 for v in cells.max(axis=0))

@@ -128,6 +128,7 @@ def rasterise(x: np.ndarray, box: np.ndarray, prefixes: list[np.ndarray], k: int
         soft.append((h / np.maximum(counts, 1)[:, None]).astype(np.float32)
                     .reshape(size, size, k**l))
     overlap = (hit & (maps[0] < 0)) if maps else np.zeros(n_pix, bool)
+    image: np.ndarray
     if value == "count":
         image = np.minimum(counts, MAX_COUNT).astype(np.uint16).reshape(size, size)
     elif value == "binary":
