@@ -43,6 +43,8 @@ NAME = "ifs"
 #: entries of one composed-map table: 4096 keeps a system's tables near 300 kB
 #: (in cache) while D = 12 needs at most two gathers for K <= 4
 TABLE_SIZE = 4096
+#: digits of a chunk are unpacked from one uint64 per word (8 bytes)
+MAX_TABLE_DIGITS = 8
 #: addresses are stored as uint8 digits; deeper than this adds nothing below 1e-5 px
 MAX_DEPTH = 64
 #: automatic depth is capped here (maps with σ_max near 1 would need hundreds)
@@ -112,7 +114,8 @@ class World:
     @property
     def table_digits(self) -> int:
         """Digits per tabulated chunk: the largest ``m`` with ``K^m <= TABLE_SIZE``."""
-        return max(1, math.floor(math.log(TABLE_SIZE) / math.log(self.n_maps) + 1e-9))
+        m = math.floor(math.log(TABLE_SIZE) / math.log(self.n_maps) + 1e-9)
+        return max(1, min(m, MAX_TABLE_DIGITS))
 
     def params(self) -> dict[str, Any]:
         return {"kind": self.kind, "dim": self.dim, "n_maps": self.n_maps,
@@ -266,12 +269,20 @@ def _table(world: World, instance: int, length: int) -> _Table:
 
 @functools.lru_cache(maxsize=64)
 def _digit_table(k: int, length: int) -> np.ndarray:
-    """Digits (K^L, L) uint8 of every word code, first letter first."""
+    """Digits of every word code packed in one uint64 each (K^L,): byte ``j`` of
+    the little-endian word is letter ``j`` (first letter first); one 1-D gather
+    then unpacks a whole chunk of an address."""
     codes = np.arange(k**length)
-    out = np.empty((k**length, length), dtype=np.uint8)
+    out = np.zeros((k**length, 8), dtype=np.uint8)
     for j in range(length - 1, -1, -1):
         codes, out[:, j] = np.divmod(codes, k)
-    return out
+    return out.view("<u8").ravel()
+
+
+@functools.lru_cache(maxsize=256)
+def _prefix_table(k: int, length: int, l: int) -> np.ndarray:
+    """``c // K^(L-l)`` for every word code ``c`` of length ``L`` (K^L,) int64."""
+    return np.arange(k**length, dtype=np.int64) // k ** (length - l)
 
 
 def chunk_lengths(world: World, depth: int) -> tuple[int, ...]:
@@ -318,10 +329,12 @@ def _evaluate(world: World, instance: int, lengths: Sequence[int],
 
 def _digits(world: World, lengths: Sequence[int], codes: np.ndarray) -> np.ndarray:
     """Addresses (n, D) uint8, outermost map first."""
-    out = np.empty((codes.shape[1], sum(lengths)), dtype=np.uint8)
+    n = codes.shape[1]
+    out = np.empty((n, sum(lengths)), dtype=np.uint8)
     col = 0
     for length, c in zip(lengths, codes, strict=True):
-        out[:, col:col + length] = _digit_table(world.n_maps, length)[c]
+        packed = _digit_table(world.n_maps, length).take(c)  # (n,) uint64
+        out[:, col:col + length] = packed.view(np.uint8).reshape(n, 8)[:, :length]
         col += length
     return out
 
@@ -330,15 +343,15 @@ def prefix_codes(k: int, lengths: Sequence[int], codes: np.ndarray,
                  n_levels: int) -> list[np.ndarray]:
     """Level-ℓ codes ``Σ_{j<=ℓ} a_j K^{ℓ-j}`` (n,) int64 for ``ℓ = 1..n_levels``."""
     out: list[np.ndarray] = []
-    acc = np.zeros(codes.shape[1], dtype=np.int64)
+    acc: np.ndarray | None = None  # code of the chunks already consumed
     for length, c in zip(lengths, codes, strict=True):
         for l in range(1, length + 1):
             if len(out) == n_levels:
                 return out
-            out.append(acc * k**l + c // k ** (length - l))
-        acc = acc * k**length + c
+            head = _prefix_table(k, length, l).take(c)
+            out.append(head if acc is None else acc * k**l + head)
+        acc = c if acc is None else acc * k**length + c
     return out
-
 
 def _check_depth(world: World, depth: int | None, resolution: int) -> int:
     if depth is None:

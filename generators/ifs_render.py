@@ -60,9 +60,15 @@ def pixel_index(x: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
     ``box`` (2, 2); row 0 is the top (largest y); points outside are clipped."""
     lo = box[0]
     scale = size / float(box[1, 0] - box[0, 0])
-    col = np.clip(np.floor((x[0] - lo[0]) * scale), 0, size - 1).astype(np.intp)
-    row = np.clip(np.floor((x[1] - lo[1]) * scale), 0, size - 1).astype(np.intp)
-    return (size - 1 - row) * size + col
+    # truncation equals floor for x >= lo; points below lo truncate to 0 or are clipped
+    col = ((x[0] - lo[0]) * scale).astype(np.intp)
+    row = ((x[1] - lo[1]) * scale).astype(np.intp)
+    np.clip(col, 0, size - 1, out=col)
+    np.clip(row, 0, size - 1, out=row)
+    row -= size - 1
+    row *= -size
+    row += col
+    return row
 
 
 def hard_labels(pix: np.ndarray, code: np.ndarray, n_pixels: int) -> np.ndarray:
