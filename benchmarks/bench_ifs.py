@@ -95,15 +95,18 @@ def main() -> None:
         tb, _ = measure(lambda w=w: [baseline_image(w, i) for i in range(m // 4)],
                         args.repeats)
         for soft in (0, 1):
-            t, mem = measure(lambda w=w, s=soft: ifs.sample(
-                w, m, rng=1, mode="images", image_size=SIZE, n_points=N_POINTS, depth=DEPTH,
-                n_address_levels=3, soft_levels=s), args.repeats)
+            def draw(w: ifs.World = w, s: int = soft) -> object:
+                return ifs.sample(w, m, rng=1, mode="images", image_size=SIZE,
+                                  n_points=N_POINTS, depth=DEPTH, n_address_levels=3,
+                                  soft_levels=s)
+            t, mem = measure(draw, args.repeats)
             print(f"| {label} | {soft} | {m / t:,.1f} | {mem:,.0f} | {(m // 4) / tb:,.1f} | "
                   f"{(m / t) / ((m // 4) / tb):.1f}x |")
     w = worlds()["sierpinski (K=3, uniform)"]
-    t, _ = measure(lambda: [ifs_render.render(w, i, 1, image_size=SIZE, n_points=N_POINTS,
-                                              depth=DEPTH, soft_levels=0) for i in range(m)],
-                   args.repeats)
+    def renders() -> object:
+        return [ifs_render.render(w, i, 1, image_size=SIZE, n_points=N_POINTS, depth=DEPTH,
+                                  soft_levels=0) for i in range(m)]
+    t, _ = measure(renders, args.repeats)
     print(f"\nrender() alone, sierpinski: {m / t:,.1f} images/s")
 
 

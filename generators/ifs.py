@@ -37,7 +37,8 @@ import numpy as np
 
 from generators import _rng
 from generators import ifs_maps as maps_
-from generators.base import HierarchicalSample, concat, min_uint_dtype
+from generators.base import HierarchicalSample, concat
+from generators.base import min_uint_dtype as _min_uint_dtype
 
 NAME = "ifs"
 #: entries of one composed-map table: 4096 keeps a system's tables near 300 kB
@@ -121,6 +122,12 @@ class World:
         return {"kind": self.kind, "dim": self.dim, "n_maps": self.n_maps,
                 "n_systems": self.n_systems, "n_instances": self.n_instances,
                 "sigma": self.sigma, "jitter": self.jitter}
+
+
+@functools.lru_cache(maxsize=64)
+def min_uint_dtype(max_value: int) -> np.dtype:
+    """:func:`generators.base.min_uint_dtype`, cached (``np.iinfo`` is slow)."""
+    return _min_uint_dtype(max_value)
 
 
 def _check_int(name: str, value: object, minimum: int, maximum: int | None = None) -> int:
@@ -327,10 +334,12 @@ def _evaluate(world: World, instance: int, lengths: Sequence[int],
     return x
 
 
-def _digits(world: World, lengths: Sequence[int], codes: np.ndarray) -> np.ndarray:
-    """Addresses (n, D) uint8, outermost map first."""
+def _digits(world: World, lengths: Sequence[int], codes: np.ndarray,
+            out: np.ndarray | None = None) -> np.ndarray:
+    """Addresses (n, D) uint8, outermost map first (written into ``out`` if given)."""
     n = codes.shape[1]
-    out = np.empty((n, sum(lengths)), dtype=np.uint8)
+    if out is None:
+        out = np.empty((n, sum(lengths)), dtype=np.uint8)
     col = 0
     for length, c in zip(lengths, codes, strict=True):
         packed = _digit_table(world.n_maps, length).take(c)  # (n,) uint64
@@ -399,32 +408,48 @@ def _meta(world: World, ss: np.random.SeedSequence | None, **kw: Any) -> dict[st
 # ----------------------------------------------------------------------- points
 
 def _points_block(world: World, ss: np.random.SeedSequence, b: int, lo: int, hi: int,
-                  depth: int, n_levels: int, meta: dict) -> HierarchicalSample:
-    """Rows ``lo:hi`` of block ``b`` (its random numbers are always drawn whole)."""
+                  depth: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows ``lo:hi`` of block ``b`` (its random numbers are always drawn whole):
+    ``(x (d, n), instance ids (n,), word codes (n_chunks, n))``."""
     gen = _rng.block_generator(ss, b)
     bs = _rng.BLOCK_SIZE
     lengths = chunk_lengths(world, depth)
     inst = (gen.integers(0, world.n_classes, size=bs) if world.n_classes > 1
             else np.zeros(bs, dtype=np.int64))[lo:hi]
     u = gen.random((len(lengths), bs))[:, lo:hi]  # (n_chunks, n)
-    n = hi - lo
     if world.n_classes == 1:
         codes = _codes(world, 0, lengths, u)
-        x = _evaluate(world, 0, lengths, codes)  # (d, n)
-    else:
-        codes, x = np.empty(u.shape, np.int64), np.empty((world.dim, n))
-        for q in np.unique(inst):
-            rows = np.flatnonzero(inst == q)
-            codes[:, rows] = _codes(world, int(q), lengths, u[:, rows])
-            x[:, rows] = _evaluate(world, int(q), lengths, codes[:, rows])
-    k = world.n_maps
-    levels = _id_levels(world, inst) + [
-        c.astype(min_uint_dtype(k**(l + 1) - 1))
-        for l, c in enumerate(prefix_codes(k, lengths, codes, n_levels))]
-    return HierarchicalSample(x=np.ascontiguousarray(x.T), levels=tuple(levels),
-                              level_names=level_names(world, n_levels), world=world, meta=meta,
-                              aux={"address": _digits(world, lengths, codes)})
+        return _evaluate(world, 0, lengths, codes), inst, codes
+    codes, x = np.empty(u.shape, np.int64), np.empty((world.dim, hi - lo))
+    for q in np.unique(inst):
+        rows = np.flatnonzero(inst == q)
+        codes[:, rows] = _codes(world, int(q), lengths, u[:, rows])
+        x[:, rows] = _evaluate(world, int(q), lengths, codes[:, rows])
+    return x, inst, codes
 
+
+def _points_chunk(world: World, ss: np.random.SeedSequence, start: int, stop: int,
+                  depth: int, n_levels: int, meta: dict) -> HierarchicalSample:
+    """Samples ``start..stop-1``, block by block into preallocated arrays."""
+    n, k = stop - start, world.n_maps
+    lengths = chunk_lengths(world, depth)
+    x = np.empty((n, world.dim))
+    address = np.empty((n, depth), dtype=np.uint8)
+    levels = _id_levels(world, np.zeros(n, dtype=np.int64)) + [
+        np.empty(n, min_uint_dtype(k ** (l + 1) - 1)) for l in range(n_levels)]
+    at = 0
+    for b, lo, hi in _rng.blocks(start, stop):
+        xb, inst, codes = _points_block(world, ss, b, lo, hi, depth)
+        rows = slice(at, at + hi - lo)
+        x[rows] = xb.T
+        _digits(world, lengths, codes, out=address[rows])
+        for i, lv in enumerate([*_id_levels(world, inst),
+                                *prefix_codes(k, lengths, codes, n_levels)]):
+            levels[i][rows] = lv
+        at += hi - lo
+    return HierarchicalSample(x=x, levels=tuple(levels),
+                              level_names=level_names(world, n_levels), world=world, meta=meta,
+                              aux={"address": address})
 
 def points(world: World, n: int, *, depth: int, instance: int = 0,
            rng: _rng.RNGLike = None) -> tuple[np.ndarray, np.ndarray]:
@@ -518,8 +543,7 @@ def iter_chunks(world: World, n_samples: int, *, rng: _rng.RNGLike = None,
     meta = _meta(world, ss, mode=mode, depth=d)
     for start in range(0, n_samples, chunk_size):
         stop = min(start + chunk_size, n_samples)
-        yield concat([_points_block(world, ss, b, lo, hi, d, n_levels, meta)
-                      for b, lo, hi in _rng.blocks(start, stop)])
+        yield _points_chunk(world, ss, start, stop, d, n_levels, meta)
 
 
 def sample(world: World, n_samples: int, *, rng: _rng.RNGLike = None, mode: str = "points",
@@ -552,5 +576,5 @@ def sample(world: World, n_samples: int, *, rng: _rng.RNGLike = None, mode: str 
                                         n_address_levels=n_address_levels, value=value,
                                         soft_levels=soft_levels)
     d = _check_depth(world, depth, image_size)
-    return _points_block(world, ss, 0, 0, 0, d, _check_levels(world, n_address_levels, d),
+    return _points_chunk(world, ss, 0, 0, d, _check_levels(world, n_address_levels, d),
                          _meta(world, ss, mode=mode, depth=d))
