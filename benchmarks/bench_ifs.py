@@ -20,6 +20,7 @@ import argparse
 import time
 import tracemalloc
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 
@@ -48,6 +49,10 @@ def baseline_image(world: ifs.World, seed: int) -> np.ndarray:
     img, _, _ = np.histogram2d(x[:, 0], x[:, 1], bins=SIZE, range=[[lo[0], hi[0]],
                                                                    [lo[1], hi[1]]])
     return img
+
+
+def baseline_images(world: ifs.World, n: int) -> list[np.ndarray]:
+    return [baseline_image(world, i) for i in range(n)]
 
 
 def measure(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
@@ -81,9 +86,9 @@ def main() -> None:
           "speed-up |")
     print("|---|---|---|---|---|---|---|")
     for label, w in worlds().items():
-        t, mem = measure(lambda w=w: ifs.sample(w, args.n, rng=1, depth=DEPTH), args.repeats)
+        t, mem = measure(partial(ifs.sample, w, args.n, rng=1, depth=DEPTH), args.repeats)
         nb = args.n // 4  # the baseline is slow; its rate does not depend on n
-        tb, memb = measure(lambda w=w, nb=nb: baseline_points(w, nb, 1), args.repeats)
+        tb, memb = measure(partial(baseline_points, w, nb, 1), args.repeats)
         print(f"| {label} | {args.n:,} | {args.n / t:,.0f} | {mem:,.0f} | {nb / tb:,.0f} | "
               f"{memb * args.n / nb:,.0f} (scaled) | {(args.n / t) / (nb / tb):.1f}x |")
     print(f"\nimages, {SIZE} px, {N_POINTS:,} points each, address maps at levels 1..3\n")
@@ -92,8 +97,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     m = args.images
     for label, w in worlds().items():
-        tb, _ = measure(lambda w=w: [baseline_image(w, i) for i in range(m // 4)],
-                        args.repeats)
+        tb, _ = measure(partial(baseline_images, w, m // 4), args.repeats)
         for soft in (0, 1):
             def draw(w: ifs.World = w, s: int = soft) -> object:
                 return ifs.sample(w, m, rng=1, mode="images", image_size=SIZE,
