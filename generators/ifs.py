@@ -245,13 +245,13 @@ def auto_depth(world: World, resolution: int) -> int:
 class _Table:
     """Composed maps of all ``K^L`` words of length ``L`` (word code ``c``, first
     letter most significant): ``lin`` (d, d, K^L), ``off`` (d, K^L), image points of
-    ``x_0`` ``pts`` (d, K^L), and the cumulative word probabilities ``cdf`` (K^L,)
-    (None when uniform)."""
+    ``x_0`` ``pts`` (d, K^L), and an alias table ``(accept, alias)`` (K^L,) of the
+    word law ``Π_j p_{a_j}`` (None when the maps are equiprobable)."""
 
     lin: np.ndarray
     off: np.ndarray
     pts: np.ndarray
-    cdf: np.ndarray | None
+    alias: tuple[np.ndarray, np.ndarray] | None
 
 
 @functools.lru_cache(maxsize=512)
@@ -266,12 +266,27 @@ def _table(world: World, instance: int, length: int) -> _Table:
     x0 = maps_.fixed_points(lin1[:1], off1[:1])[0]  # (d,)
     pts = np.einsum("cij,j->ic", lin, x0) + off.T  # (d, K^L)
     uniform = bool(np.all(p1 == p1[0]))
-    cdf = None
-    if not uniform:
-        cdf = np.cumsum(prob)
-        cdf /= cdf[-1]
+    alias = None if uniform else alias_table(prob)
     return _Table(lin=np.ascontiguousarray(lin.transpose(1, 2, 0)),
-                  off=np.ascontiguousarray(off.T), pts=np.ascontiguousarray(pts), cdf=cdf)
+                  off=np.ascontiguousarray(off.T), pts=np.ascontiguousarray(pts), alias=alias)
+
+
+def alias_table(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Walker's alias method, Vose's construction (Vose, IEEE TSE 17, 1991): with
+    ``t = u N``, ``i = floor(t)``, outcome ``i`` if ``t - i < accept[i]`` else
+    ``alias[i]`` has law ``p`` (N,). Hand-written: numpy's ``Generator.choice``
+    uses an O(log N) CDF search per draw; this is O(1)."""
+    n = len(p)
+    scaled = p / p.sum() * n
+    accept, alias = np.ones(n), np.arange(n)
+    small = [i for i in range(n) if scaled[i] < 1.0]
+    large = [i for i in range(n) if scaled[i] >= 1.0]
+    while small and large:
+        s, l = small.pop(), large.pop()
+        accept[s], alias[s] = scaled[s], l
+        scaled[l] -= 1.0 - scaled[s]
+        (small if scaled[l] < 1.0 else large).append(l)
+    return accept, alias  # leftovers (rounding) keep accept = 1
 
 
 @functools.lru_cache(maxsize=64)
@@ -304,15 +319,18 @@ def chunk_lengths(world: World, depth: int) -> tuple[int, ...]:
 
 
 def _codes(world: World, instance: int, lengths: Sequence[int], u: np.ndarray) -> np.ndarray:
-    """Word codes (n_chunks, n) int64 from uniforms ``u`` (n_chunks, n): inverse CDF
-    of the word law ``Π_j p_{a_j}`` (``floor(u K^L)`` when the maps are uniform)."""
+    """Word codes (n_chunks, n) int64 from uniforms ``u`` (n_chunks, n) with law
+    ``Π_j p_{a_j}``: ``floor(u K^L)`` when the maps are equiprobable, else the alias
+    method with the fractional part of ``u K^L`` as the second uniform."""
     out = np.empty(u.shape, dtype=np.int64)
     for i, length in enumerate(lengths):
         t = _table(world, instance, length)
-        if t.cdf is None:
-            out[i] = u[i] * world.n_maps**length  # truncation is floor: u >= 0
-        else:
-            out[i] = np.minimum(np.searchsorted(t.cdf, u[i], side="right"), len(t.cdf) - 1)
+        scaled = u[i] * world.n_maps**length
+        out[i] = scaled  # truncation is floor: u >= 0
+        if t.alias is not None:
+            accept, alias = t.alias
+            scaled -= out[i]  # fractional part, uniform in [0, 1) given the column
+            out[i] = np.where(scaled < accept.take(out[i]), out[i], alias.take(out[i]))
     return out
 
 

@@ -311,3 +311,11 @@ def test_images_need_two_dimensions_and_types_are_checked():
         ifs.sample(w3, 1, rng=0, mode="images")
     with pytest.raises(TypeError, match="n_maps"):
         ifs.make_world(n_maps=2.5)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_alias_table_has_exactly_the_word_law(seed):
+    p = np.random.default_rng(seed).dirichlet(np.full(50, 0.3))
+    accept, alias = ifs.alias_table(p)
+    implied = accept + np.bincount(alias, weights=1 - accept, minlength=50)
+    np.testing.assert_allclose(implied / 50, p, atol=1e-12)
