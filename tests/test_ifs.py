@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from scipy import spatial, stats
 
-from generators import _rng, ifs, ifs_maps, ifs_render
+from generators import _rng, ifs, ifs_maps, ifs_render, streams
 
 SIERPINSKI = math.log(3) / math.log(2)
 CANTOR = math.log(2) / math.log(3)
@@ -319,3 +320,36 @@ def test_alias_table_has_exactly_the_word_law(seed):
     accept, alias = ifs.alias_table(p)
     implied = accept + np.bincount(alias, weights=1 - accept, minlength=50)
     np.testing.assert_allclose(implied / 50, p, atol=1e-12)
+
+
+# ----------------------------------------------------------------- configs and files
+
+CONFIGS = Path(__file__).parent.parent / "configs"
+
+
+@pytest.mark.parametrize("name", ["ifs_points.toml", "ifs_images.toml", "ifs_family.toml"])
+def test_shipped_configs_write_and_read_back(name, tmp_path):
+    from tmr import io
+    from tmr.config import load_data_config
+
+    cfg = load_data_config(CONFIGS / name, ["n_samples=6", "generator.image_size=32",
+                                            "generator.n_points=2000"])
+    path = io.write_dataset(tmp_path / "d.h5", cfg)
+    s, attrs = io.read(path)
+    seeds = streams(cfg.seed, "world", "data")
+    world = cfg.spec.make_world(cfg.generator, seeds["world"])
+    np.testing.assert_array_equal(s.world.linear, world.linear)
+    ref = ifs.sample(world, 6, rng=seeds["data"], **cfg.spec.split_config(cfg.generator)[1])
+    np.testing.assert_array_equal(s.x, ref.x)
+    assert s.level_names == ref.level_names and attrs["generator"] == "ifs"
+
+
+def test_user_maps_and_probabilities_from_a_config():
+    from tmr.config import data_config_from_dict
+
+    cfg = data_config_from_dict({"generator": {
+        "name": "ifs", "maps": [[0.5, 0, 0, 0.5, 0, 0], [0.5, 0, 0, 0.5, 0.5, 0.5]],
+        "probabilities": [0.25, 0.75], "depth": 6}})
+    w = cfg.spec.make_world(cfg.generator, 0)
+    np.testing.assert_allclose(w.probs[0, 0], [0.25, 0.75])
+    assert w.kind == "user" and w.linear.shape == (1, 1, 2, 2, 2)
