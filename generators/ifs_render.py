@@ -23,6 +23,7 @@ import numpy as np
 
 from generators import _rng
 from generators import ifs as ifs_
+from generators import ifs_tables as tables_
 from generators.base import HierarchicalSample
 
 #: spawn-key tag of per-image seeds (distinct from the point blocks' 0xB10C)
@@ -182,10 +183,10 @@ def render(world: ifs_.World, index: int, seed: _rng.RNGLike, *, image_size: int
                          soft_levels)
     gen = np.random.Generator(np.random.PCG64(image_seed(seed, index)))
     q = int(gen.integers(0, world.n_classes)) if world.n_classes > 1 else 0
-    lengths = ifs_.chunk_lengths(world, d)
-    codes = ifs_._codes(world, q, lengths, gen.random((len(lengths), n_points)))
-    x = ifs_._evaluate(world, q, lengths, codes)  # (2, n_points)
-    prefixes = ifs_.prefix_codes(world.n_maps, lengths, codes, n_address_levels)
+    lengths = tables_.chunk_lengths(world, d)
+    codes = tables_.codes(world, q, lengths, gen.random((len(lengths), n_points)))
+    x = tables_.evaluate(world, q, lengths, codes)  # (2, n_points)
+    prefixes = tables_.prefix_codes(world.n_maps, lengths, codes, n_address_levels)
     return q, rasterise(x, world.instance_box(q), prefixes, world.n_maps, image_size, value,
                         soft_levels)
 
