@@ -116,7 +116,9 @@ def mask_box_dimension(mask: np.ndarray) -> float:
         s *= 2
     if len(sides) < 2:
         return float("nan")
-    return float(-np.polyfit(np.log(sides), np.log(counts), 1)[0])
+    lx, ly = np.log(sides), np.log(counts)
+    lx -= lx.mean()  # least-squares slope in closed form (polyfit costs 0.4 ms)
+    return float(-(lx @ (ly - ly.mean())) / (lx @ lx))
 
 
 def rasterise(x: np.ndarray, box: np.ndarray, prefixes: list[np.ndarray], k: int,
