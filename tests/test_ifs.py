@@ -353,3 +353,12 @@ def test_user_maps_and_probabilities_from_a_config():
     w = cfg.spec.make_world(cfg.generator, 0)
     np.testing.assert_allclose(w.probs[0, 0], [0.25, 0.75])
     assert w.kind == "user" and w.linear.shape == (1, 1, 2, 2, 2)
+
+
+def test_image_box_dimension_of_a_full_square_is_two_and_of_a_line_is_one():
+    full = np.ones((64, 64), bool)
+    line = np.zeros((64, 64), bool)
+    line[10] = True
+    assert ifs_render.mask_box_dimension(full) == pytest.approx(2.0)
+    assert ifs_render.mask_box_dimension(line) == pytest.approx(1.0)
+    assert ifs_render.mask_box_dimension(np.zeros((64, 64), bool)) == 0.0
