@@ -76,6 +76,7 @@ class Config:
     n_points: int = 100_000
     value: str = "count"
     soft_levels: int = 1
+    colour: bool = False
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -393,8 +394,8 @@ def chaos_game(world: World, n_chains: int, n_steps: int, *, depth: int = 8,
 def iter_chunks(world: World, n_samples: int, *, rng: _rng.RNGLike = None,
                 chunk_size: int = _rng.BLOCK_SIZE, mode: str = "points",
                 depth: int | None = None, n_address_levels: int = 3, image_size: int = 128,
-                n_points: int = 100_000, value: str = "count",
-                soft_levels: int = 1) -> Iterator[HierarchicalSample]:
+                n_points: int = 100_000, value: str = "count", soft_levels: int = 1,
+                colour: bool = False) -> Iterator[HierarchicalSample]:
     """``sample(world, n_samples, rng=rng, ...)`` in consecutive chunks of at most
     ``chunk_size`` samples; the chunks concatenate to exactly that draw."""
     n_samples = _check_int("n_samples", n_samples, 0)
@@ -407,10 +408,11 @@ def iter_chunks(world: World, n_samples: int, *, rng: _rng.RNGLike = None,
                   n_address_levels=n_address_levels, value=value, soft_levels=soft_levels)
         d = ifs_render.check_image_args(world, **kw)  # type: ignore[arg-type]
         meta = _meta(world, ss, mode=mode, depth=d, image_size=image_size,
-                     n_points=n_points, value=value,
+                     n_points=n_points, value=value, colour=bool(colour),
                      image_seeds="image i uses SeedSequence(entropy, spawn_key + "
                                  f"({ifs_render.IMAGE_KEY}, i))")
-        yield from ifs_render.iter_image_chunks(world, n_samples, ss, chunk_size, meta, **kw)
+        yield from ifs_render.iter_image_chunks(world, n_samples, ss, chunk_size, meta,
+                                                colour=bool(colour), **kw)
         return
     if mode != "points":
         raise ValueError(f"mode={mode!r} must be one of {MODES}")
@@ -424,8 +426,8 @@ def iter_chunks(world: World, n_samples: int, *, rng: _rng.RNGLike = None,
 
 def sample(world: World, n_samples: int, *, rng: _rng.RNGLike = None, mode: str = "points",
            depth: int | None = None, n_address_levels: int = 3, image_size: int = 128,
-           n_points: int = 100_000, value: str = "count",
-           soft_levels: int = 1) -> HierarchicalSample:
+           n_points: int = 100_000, value: str = "count", soft_levels: int = 1,
+           colour: bool = False) -> HierarchicalSample:
     """Draw ``n_samples`` points (``mode="points"``) or images (``"images"``).
 
     ``depth`` defaults to :func:`auto_depth` at ``image_size`` pixels. Points:
@@ -433,10 +435,13 @@ def sample(world: World, n_samples: int, *, rng: _rng.RNGLike = None, mode: str 
     ``aux["address"]`` (n, D) uint8. Images: see
     :func:`generators.ifs_render.sample_images` (``n_points`` points per image,
     ``value`` "count" | "binary" | "density", soft histograms for the first
-    ``soft_levels`` levels).
+    ``soft_levels`` levels; ``colour=True``: (n, H, W, 3) float32 RGB, a random
+    foreground and background colour per image, the foreground weighted by the
+    image's intensity).
     """
     kw = dict(mode=mode, depth=depth, n_address_levels=n_address_levels,
-              image_size=image_size, n_points=n_points, value=value, soft_levels=soft_levels)
+              image_size=image_size, n_points=n_points, value=value, soft_levels=soft_levels,
+              colour=colour)
     chunks = list(iter_chunks(world, n_samples, rng=rng, chunk_size=max(n_samples, 1),
                               **kw))  # type: ignore[arg-type]
     if chunks:
@@ -450,7 +455,7 @@ def sample(world: World, n_samples: int, *, rng: _rng.RNGLike = None, mode: str 
         return ifs_render.sample_images(world, 0, 0, ss, _meta(world, ss, mode=mode, depth=d),
                                         image_size=image_size, n_points=n_points, depth=d,
                                         n_address_levels=n_address_levels, value=value,
-                                        soft_levels=soft_levels)
+                                        soft_levels=soft_levels, colour=colour)
     d = _check_depth(world, depth, image_size)
     return _points_chunk(world, ss, 0, 0, d, _check_levels(world, n_address_levels, d),
                          _meta(world, ss, mode=mode, depth=d))

@@ -31,6 +31,8 @@ IMAGE_KEY = 0x1A6E
 #: images per chunk (the io chunk size counts samples; an image is ~100 kB)
 IMAGE_CHUNK = 256
 VALUES = ("count", "binary", "density")
+#: random backgrounds are drawn in [0, BACKGROUND_SCALE)^3 (dark)
+BACKGROUND_SCALE = 0.5
 #: counts saturate here (uint16)
 MAX_COUNT = np.iinfo(np.uint16).max
 
@@ -178,9 +180,11 @@ def check_image_args(world: ifs_.World, image_size: int, n_points: int, depth: i
 
 def render(world: ifs_.World, index: int, seed: _rng.RNGLike, *, image_size: int = 128,
            n_points: int = 100_000, depth: int | None = None, n_address_levels: int = 3,
-           value: str = "count", soft_levels: int = 1) -> tuple[int, Raster]:
+           value: str = "count", soft_levels: int = 1,
+           colour: bool = False) -> tuple[int, Raster]:
     """Render image ``index`` of the draw seeded by ``seed``: ``(instance, raster)``.
-    Depends only on ``(world, index, seed)`` and the keywords."""
+    Depends only on ``(world, index, seed)`` and the keywords; ``colour`` draws its
+    colours after the points, so the labels are the same with and without it."""
     d = check_image_args(world, image_size, n_points, depth, n_address_levels, value,
                          soft_levels)
     gen = np.random.Generator(np.random.PCG64(image_seed(seed, index)))
@@ -189,23 +193,42 @@ def render(world: ifs_.World, index: int, seed: _rng.RNGLike, *, image_size: int
     codes = tables_.codes(world, q, lengths, gen.random((len(lengths), n_points)))
     x = tables_.evaluate(world, q, lengths, codes)  # (2, n_points)
     prefixes = tables_.prefix_codes(world.n_maps, lengths, codes, n_address_levels)
-    return q, rasterise(x, world.instance_box(q), prefixes, world.n_maps, image_size, value,
-                        soft_levels)
+    r = rasterise(x, world.instance_box(q), prefixes, world.n_maps, image_size, value,
+                  soft_levels)
+    if colour:
+        r = dataclasses.replace(r, image=colourise(r.image, gen))
+    return q, r
+
+
+def colourise(image: np.ndarray, gen: np.random.Generator) -> np.ndarray:
+    """RGB (H, W, 3) float32 ``bg + (fg - bg) * t``: ``t`` in [0, 1] is the image's
+    intensity (``log(1 + count) / log(1 + max count)`` for counts, else the value),
+    ``fg``, ``bg`` uniform random colours, the background darkened by
+    ``BACKGROUND_SCALE`` so that the fractal stands out."""
+    t: np.ndarray = image.astype(np.float32)
+    if image.dtype == np.uint16:
+        t = np.log1p(t) / max(float(np.log1p(t.max())), 1e-12)
+    fg = gen.random(3).astype(np.float32)
+    bg = (BACKGROUND_SCALE * gen.random(3)).astype(np.float32)
+    return (bg + (fg - bg) * t[..., None]).astype(np.float32)
 
 
 def sample_images(world: ifs_.World, start: int, stop: int, ss: np.random.SeedSequence,
                   meta: dict[str, Any], **kw: Any) -> HierarchicalSample:
     """Images ``start..stop-1`` of the draw seeded by ``ss`` as one sample:
-    ``x`` (n, H, W), levels ``system``/``instance`` (n,) when more than one, then
-    ``address<l>`` (n, H, W); aux ``overlap`` (n, H, W), ``soft_address<l>``
-    (n, H, W, K^l), ``fill_rate`` (n,), ``ambiguous`` (n, L), ``box_dimension`` (n,)."""
+    ``x`` (n, H, W) (or (n, H, W, 3) with ``colour``), levels ``system``/``instance``
+    (n,) when more than one, then ``address<l>`` (n, H, W); aux ``overlap``
+    (n, H, W), ``soft_address<l>`` (n, H, W, K^l), ``fill_rate`` (n,), ``ambiguous``
+    (n, L), ``box_dimension`` (n,)."""
     out = [render(world, i, ss, **kw) for i in range(start, stop)]
     n, size, k = stop - start, kw["image_size"], world.n_maps
     n_levels = kw["n_address_levels"]
     inst = np.array([q for q, _ in out], dtype=np.int64)
     rs = [r for _, r in out]
-    x = (np.stack([r.image for r in rs]) if rs else
-         np.zeros((0, size, size), np.float32 if kw["value"] == "density" else np.uint16))
+    empty_shape = (0, size, size, 3) if kw.get("colour") else (0, size, size)
+    empty_dtype = np.float32 if kw["value"] == "density" or kw.get("colour") else (
+        np.uint8 if kw["value"] == "binary" else np.uint16)
+    x = np.stack([r.image for r in rs]) if rs else np.zeros(empty_shape, empty_dtype)
     levels = ifs_._id_levels(world, inst)
     for l in range(n_levels):
         arr = np.empty((n, size, size), _min_int_dtype(k ** (l + 1) - 1))

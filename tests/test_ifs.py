@@ -362,3 +362,18 @@ def test_image_box_dimension_of_a_full_square_is_two_and_of_a_line_is_one():
     assert ifs_render.mask_box_dimension(full) == pytest.approx(2.0)
     assert ifs_render.mask_box_dimension(line) == pytest.approx(1.0)
     assert ifs_render.mask_box_dimension(np.zeros((64, 64), bool)) == 0.0
+
+
+def test_colour_images_keep_labels_and_paint_background_where_empty():
+    w = ifs.make_world(system="koch")
+    kw: dict[str, Any] = dict(mode="images", image_size=32, n_points=3000)
+    grey = ifs.sample(w, 3, rng=4, **kw)
+    rgb = ifs.sample(w, 3, rng=4, colour=True, **kw)
+    assert rgb.x.shape == (3, 32, 32, 3) and rgb.x.dtype == np.float32
+    for a, b in zip(grey.levels, rgb.levels, strict=True):
+        np.testing.assert_array_equal(a, b)
+    for i in range(3):
+        empty = grey.x[i] == 0
+        bg = rgb.x[i][empty]  # (n_empty, 3): one colour, below BACKGROUND_SCALE
+        assert np.all(bg == bg[0]) and np.all(bg < ifs_render.BACKGROUND_SCALE)
+    assert not np.allclose(rgb.x[0][grey.x[0] == 0][0], rgb.x[1][grey.x[1] == 0][0])
