@@ -19,8 +19,8 @@ from generators import ifs, ifs_render
 
 
 class IFSImageStream(IterableDataset):
-    """Yields ``(image (1, H, W) float32, levels)`` for indices ``start..stop-1``;
-    ``levels`` holds the instance id (a 0-d int64 tensor) and the per-pixel address
+    """Yields ``(image (C, H, W) float32, levels)`` for indices ``start..stop-1``
+    (``C = 3`` with ``colour=True``, else 1); ``levels`` holds the instance id (a 0-d int64 tensor) and the per-pixel address
     maps (H, W) int64, level 1 first (-1 where empty or ambiguous)."""
 
     def __init__(self, world: ifs.World, seed: int, stop: int, *, start: int = 0,
@@ -38,6 +38,8 @@ class IFSImageStream(IterableDataset):
         wid, n_workers = (0, 1) if info is None else (info.id, info.num_workers)
         for i in range(self.start + wid, self.stop, n_workers):
             q, r = ifs_render.render(self.world, i, self.seed, **self.render_kw)
-            image = torch.from_numpy(r.image.astype("float32"))[None]
+            image = torch.from_numpy(r.image.astype("float32"))
+            # (1, H, W) grey or (3, H, W) with colour=True: channels first
+            image = image.permute(2, 0, 1) if image.ndim == 3 else image[None]
             maps = tuple(torch.from_numpy(m) for m in r.address_maps)
             yield image, (torch.tensor(q), *maps)
