@@ -20,8 +20,9 @@ from generators import ifs, ifs_render
 
 class IFSImageStream(IterableDataset):
     """Yields ``(image (C, H, W) float32, levels)`` for indices ``start..stop-1``
-    (``C = 3`` with ``colour=True``, else 1); ``levels`` holds the instance id (a 0-d int64 tensor) and the per-pixel address
-    maps (H, W) int64, level 1 first (-1 where empty or ambiguous)."""
+    (``C = 3`` with ``colour=True``, else 1); ``levels`` holds the instance id (a
+    0-d int64 tensor) and the per-pixel address maps (H, W) int64, level 1 first
+    (-1 where empty or ambiguous)."""
 
     def __init__(self, world: ifs.World, seed: int, stop: int, *, start: int = 0,
                  **render_kw: Any) -> None:
