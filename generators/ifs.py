@@ -276,8 +276,9 @@ def _meta(world: World, ss: np.random.SeedSequence | None, **kw: Any) -> dict[st
     return {"generator": NAME, "params": world.params(), **kw,
             "version": _package_version(), "block_size": _rng.BLOCK_SIZE,
             "seed_entropy": None if ss is None else _rng.seed_entropy(ss),
-            "address_layout": "aux['address'][:, j] is the map applied j-th from the outside; "
-                              "level address<l> = sum_{j<=l} a_j K^(l-j)"}
+            "address_layout": "level address<l> = sum_{j<=l} a_j K^(l-j), a_1 the outermost "
+                              "map (points: aux['address'][:, j-1] = a_j; images: per pixel, "
+                              "-1 where empty or several codes)"}
 
 
 # ----------------------------------------------------------------------- points

@@ -16,7 +16,7 @@ overlap mask marks hit pixels that are ambiguous at level 1.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -126,8 +126,16 @@ def mask_box_dimension(mask: np.ndarray) -> float:
 def rasterise(x: np.ndarray, box: np.ndarray, prefixes: list[np.ndarray], k: int,
               size: int, value: str = "count", soft_levels: int = 1) -> Raster:
     """Bin points ``x`` (2, n) with level codes ``prefixes[l-1]`` (n,) into a Raster."""
+    return rasterise_pixels(pixel_index(x, box, size), prefixes, k, size, value, soft_levels,
+                            x=x, box=box)
+
+
+def rasterise_pixels(pix: np.ndarray, prefixes: Sequence[np.ndarray], k: int, size: int,
+                     value: str = "count", soft_levels: int = 1, *, x: np.ndarray | None = None,
+                     box: np.ndarray | None = None) -> Raster:
+    """:func:`rasterise` from flat pixel indices ``pix`` (n,); ``x`` (2, n) and
+    ``box`` are needed only for ``value="density"``."""
     n_pix = size * size
-    pix = pixel_index(x, box, size)  # (n,)
     counts = np.bincount(pix, minlength=n_pix)  # (H*W,)
     hit = counts > 0
     n_hit = max(int(hit.sum()), 1)
@@ -145,6 +153,8 @@ def rasterise(x: np.ndarray, box: np.ndarray, prefixes: list[np.ndarray], k: int
     elif value == "binary":
         image = hit.astype(np.uint8).reshape(size, size)
     else:
+        if x is None or box is None:
+            raise ValueError("value='density' needs the points x and the box")
         image = density(x, box, size)
     return Raster(image=image, address_maps=tuple(m.reshape(size, size) for m in maps),
                   soft=tuple(soft), overlap=overlap.reshape(size, size),
@@ -190,11 +200,23 @@ def render(world: ifs_.World, index: int, seed: _rng.RNGLike, *, image_size: int
     gen = np.random.Generator(np.random.PCG64(image_seed(seed, index)))
     q = int(gen.integers(0, world.n_classes)) if world.n_classes > 1 else 0
     lengths = tables_.chunk_lengths(world, d)
-    codes = tables_.codes(world, q, lengths, gen.random((len(lengths), n_points)))
-    x = tables_.evaluate(world, q, lengths, codes)  # (2, n_points)
-    prefixes = tables_.prefix_codes(world.n_maps, lengths, codes, n_address_levels)
-    r = rasterise(x, world.instance_box(q), prefixes, world.n_maps, image_size, value,
-                  soft_levels)
+    u = gen.random((len(lengths), n_points))  # (n_chunks, n_points)
+    box = world.instance_box(q)
+    pix = np.empty(n_points, dtype=np.intp)
+    pref = np.empty((n_address_levels, n_points), dtype=np.int64)
+    xs = np.empty((2, n_points)) if value == "density" else None
+    for a in range(0, n_points, tables_.SLICE):  # cache-sized slices, see tables_.evaluate
+        b = min(a + tables_.SLICE, n_points)
+        codes = tables_.codes(world, q, lengths, u[:, a:b])
+        x = tables_.evaluate(world, q, lengths, codes)  # (2, b - a)
+        pix[a:b] = pixel_index(x, box, image_size)
+        for l, p in enumerate(tables_.prefix_codes(world.n_maps, lengths, codes,
+                                                   n_address_levels)):
+            pref[l, a:b] = p
+        if xs is not None:
+            xs[:, a:b] = x
+    r = rasterise_pixels(pix, list(pref), world.n_maps, image_size, value, soft_levels,
+                         x=xs, box=box)
     if colour:
         r = dataclasses.replace(r, image=colourise(r.image, gen))
     return q, r

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 #: entries of one composed-map table: 4096 keeps a system's tables near 300 kB
 #: (in cache) while D = 12 needs at most two gathers for K <= 4
 TABLE_SIZE = 4096
+#: points per slice in the per-point loops (64 kB per float64 temporary)
+SLICE = 8192
 #: digits of a chunk are unpacked from one uint64 per word (8 bytes)
 MAX_TABLE_DIGITS = 8
 
@@ -132,19 +134,32 @@ def codes(world: World, instance: int, lengths: Sequence[int], u: np.ndarray) ->
 def evaluate(world: World, instance: int, lengths: Sequence[int],
               codes: np.ndarray) -> np.ndarray:
     """Points (d, n): the innermost chunk's table point, then each outer chunk's
-    composed map, innermost to outermost."""
-    x = table(world, instance, lengths[-1]).pts[:, codes[-1]]  # (d, n)
-    d = world.dim
-    for i in range(len(lengths) - 2, -1, -1):
-        t, c = table(world, instance, lengths[i]), codes[i]
-        new = np.empty_like(x)
+    composed map, innermost to outermost.
+
+    Works on slices of ``SLICE`` points: the temporaries stay in cache and are
+    recycled by the allocator, while whole-array temporaries of a few MB are fresh
+    ``mmap`` pages each time (page faults cost more than the arithmetic)."""
+    d, n = world.dim, codes.shape[1]
+    inner = table(world, instance, lengths[-1])
+    outer = [table(world, instance, lengths[i]) for i in range(len(lengths) - 1)]
+    out = np.empty((d, n))
+    for a in range(0, n, SLICE):
+        b = min(a + SLICE, n)
+        x = [inner.pts[r].take(codes[-1, a:b]) for r in range(d)]  # d x (m,)
+        for i in range(len(outer) - 1, -1, -1):
+            t, c = outer[i], codes[i, a:b]
+            new = []
+            for r in range(d):
+                acc = t.off[r].take(c)
+                for s in range(d):
+                    term = t.lin[r, s].take(c)
+                    term *= x[s]
+                    acc += term
+                new.append(acc)
+            x = new
         for r in range(d):
-            acc = t.off[r].take(c)
-            for s in range(d):
-                acc += t.lin[r, s].take(c) * x[s]
-            new[r] = acc
-        x = new
-    return x
+            out[r, a:b] = x[r]
+    return out
 
 
 def digits(world: World, lengths: Sequence[int], codes: np.ndarray,
