@@ -377,3 +377,10 @@ def test_colour_images_keep_labels_and_paint_background_where_empty():
         bg = rgb.x[i][empty]  # (n_empty, 3): one colour, below BACKGROUND_SCALE
         assert np.all(bg == bg[0]) and np.all(bg < ifs_render.BACKGROUND_SCALE)
     assert not np.allclose(rgb.x[0][grey.x[0] == 0][0], rgb.x[1][grey.x[1] == 0][0])
+
+
+def test_empty_draws_have_the_right_shapes():
+    w = ifs.make_world(system="fern")
+    assert ifs.sample(w, 0, rng=0, depth=12).aux["address"].shape == (0, 12)
+    assert ifs.points(w, 0, depth=12)[1].shape == (0, 12)
+    assert ifs.sample(w, 0, rng=0, mode="images", image_size=16).x.shape == (0, 16, 16)
