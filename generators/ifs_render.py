@@ -105,23 +105,26 @@ def density(x: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
 
 def mask_box_dimension(mask: np.ndarray) -> float:
     """Slope of ``log N(s)`` against ``log 1/s`` over box sides ``s = 1, 2, 4, …,
-    size/4`` pixels (boxes occupied by the hit ``mask`` (H, W)); 0 for an empty mask."""
+    size/4`` pixels (boxes occupied by the hit ``mask`` (H, W)); 0 for an empty mask.
+    Boxes of side ``2s`` are the OR of 2x2 boxes of side ``s`` (strided views)."""
     size = mask.shape[0]
     sides, counts = [], []
-    s = 1
-    while s <= size // 4 and size % s == 0:
-        n = int(mask.reshape(size // s, s, size // s, s).any(axis=(1, 3)).sum())
+    m, s = mask, 1
+    while s <= size // 4:
+        n = int(np.count_nonzero(m))
         if n == 0:
             return 0.0
         sides.append(s)
         counts.append(n)
+        if m.shape[0] % 2 or m.shape[1] % 2:
+            break
+        m = m[0::2, 0::2] | m[1::2, 0::2] | m[0::2, 1::2] | m[1::2, 1::2]
         s *= 2
     if len(sides) < 2:
         return float("nan")
     lx, ly = np.log(sides), np.log(counts)
     lx -= lx.mean()  # least-squares slope in closed form (polyfit costs 0.4 ms)
     return float(-(lx @ (ly - ly.mean())) / (lx @ lx))
-
 
 def rasterise(x: np.ndarray, box: np.ndarray, prefixes: list[np.ndarray], k: int,
               size: int, value: str = "count", soft_levels: int = 1) -> Raster:
