@@ -170,6 +170,9 @@ def make_world(*, n_maps: int | None = None, dim: int = 2, n_systems: int = 1,
         if n_systems != 1:
             raise ValueError(f"n_systems={n_systems}: a named or user system is one class; "
                              "use n_instances with jitter for a family")
+        if sigma is not None:
+            raise ValueError(f"sigma={sigma} applies to random systems only; omit it with "
+                             "system= or maps=")
         if system is not None:
             if dim != 2:
                 raise ValueError(f"system={system!r} is 2-dimensional; got dim={dim}")
@@ -207,9 +210,9 @@ def make_world(*, n_maps: int | None = None, dim: int = 2, n_systems: int = 1,
                 l2, o2, p2, b2 = lin, off, probs, box
             else:
                 l2, o2 = maps_.jitter_system(gen, lin, off, jitter)
-                rule: str | Sequence[float] = ("det" if probabilities == "det"
-                                               or (probabilities is None and kind == "random")
-                                               else probs.tolist())
+                # |det|-weighted systems re-weight by the jittered maps; others keep p
+                by_det = probabilities == "det" or (probabilities is None and kind == "random")
+                rule: str | Sequence[float] = "det" if by_det else probs.tolist()
                 p2, b2 = maps_.map_probabilities(l2, rule), None
                 maps_.check_maps(l2, o2, p2)
             lin_all.append(l2)

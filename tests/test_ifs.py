@@ -287,6 +287,8 @@ def test_density_images_are_normalised():
     (dict(n_maps=3, sigma=100.0), "sigma=100"),
     (dict(n_maps=3, n_instances=3), "jitter"),
     (dict(n_maps=3, probabilities="area"), "'det', 'uniform'"),
+    (dict(system="fern", sigma=4.0), "random systems only"),
+    (dict(system="fern", n_systems=2), "one class"),
 ])
 def test_bad_worlds_raise_clear_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
