@@ -10,13 +10,14 @@ Each generator follows one protocol (see :mod:`generators.base`)::
 and is listed in :data:`REGISTRY` by name.
 """
 
-from generators import rhm
+from generators import pcfg, rhm
 from generators._rng import as_generator, as_seed_sequence, stream, streams
 from generators.base import GeneratorSpec, HierarchicalSample, concat
 
 #: name -> (config dataclass, module)
 REGISTRY: dict[str, GeneratorSpec] = {
     "rhm": GeneratorSpec("rhm", rhm.Config, rhm),
+    "pcfg": GeneratorSpec("pcfg", pcfg.Config, pcfg),
 }
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "as_generator",
     "as_seed_sequence",
     "concat",
+    "pcfg",
     "rhm",
     "stream",
     "streams",
