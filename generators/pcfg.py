@@ -98,6 +98,9 @@ def _widths(g: Grammar, max_length: int | None, max_depth: int | None) -> _Width
         raise ValueError(f"max_length={max_length} must be a positive integer or None")
     if max_depth is not None and (isinstance(max_depth, bool) or max_depth < 1):
         raise ValueError(f"max_depth={max_depth} must be a positive integer or None")
+    if max_length is not None and g.min_lengths[0] > max_length:
+        raise ValueError(f"max_length={max_length} is below the shortest string of grammar "
+                         f"{g.name!r} ({int(g.min_lengths[0])} tokens); raise it")
     if not g.is_recursive:
         tokens = int(g.max_length) if max_length is None else min(int(g.max_length), max_length)
         nodes = int(g.max_nodes)

@@ -188,6 +188,22 @@ class Grammar:
         return float(val[0])
 
     @cached_property
+    def min_lengths(self) -> np.ndarray:
+        """(N,) shortest yield of each nonterminal (Bellman iteration; finite because
+        every nonterminal is productive)."""
+        N = self.n_nonterminals
+        val = np.full(N + self.n_terminals, np.inf)
+        val[N:] = 1
+        for _ in range(N + 1):
+            child = np.where(self.rule_rhs >= 0, val[np.maximum(self.rule_rhs, 0)], 0.0)
+            new = np.full(N, np.inf)
+            np.minimum.at(new, self.rule_lhs, child.sum(axis=1))
+            if np.array_equal(new, val[:N]):
+                break
+            val[:N] = new
+        return val[:N]
+
+    @cached_property
     def max_depth(self) -> float:
         """Largest depth of a terminal below the root (inf for recursive grammars)."""
         return float(self._longest(0.0, "max")[0])
