@@ -83,6 +83,10 @@ def _signed_dtype(max_value: int) -> np.dtype:
     return np.dtype(np.int64)
 
 
+#: deepest level set implied by max_length alone (deeper needs an explicit max_depth)
+MAX_IMPLIED_DEPTH = 256
+
+
 @dataclasses.dataclass(frozen=True)
 class _Widths:
     tokens: int
@@ -115,6 +119,10 @@ def _widths(g: Grammar, max_length: int | None, max_depth: int | None) -> _Width
         depth = (max_length - 1) + max_length * c
         if max_depth is not None:
             depth = min(depth, max_depth)
+        elif depth > MAX_IMPLIED_DEPTH:
+            raise ValueError(f"grammar {g.name!r} is recursive and max_length={max_length} "
+                             f"allows trees {depth} deep (one level array per depth): pass "
+                             f"max_depth (at most {MAX_IMPLIED_DEPTH} without asking)")
     return _Widths(tokens=tokens, nodes=nodes, levels=depth + 1)
 
 
