@@ -372,7 +372,8 @@ def sample(world: Grammar, n_samples: int, *, rng: _rng.RNGLike = None,
         return concat(chunks)
     g = world
     w = _widths(g, max_length, max_depth)
-    empty = _layout(g, _Trees(*(np.zeros(0, np.int64) for _ in range(5)),
+    z = np.zeros(0, np.int64)
+    empty = _layout(g, _Trees(sym=z, owner=z, parent=z, rule=z, depth=z,
                               bounds=np.zeros(1, np.int64), n=0), w)
     return _assemble(g, empty, _meta(g, _rng.as_seed_sequence(rng), max_length, max_depth,
                                      0, 0, w))

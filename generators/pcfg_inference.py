@@ -3,7 +3,7 @@ Viterbi parses and next-token distributions (numpy, log space, batched).
 
 All functions take a :class:`~generators.pcfg_grammar.Grammar` and a batch ``x``
 (B, n) of terminal ids of one length ``n``. They work on the binarised grammar
-(:func:`~generators.pcfg_grammar.binarize`: binary, unary and lexical rules; trees
+(:func:`~generators.pcfg_cnf.binarize`: binary, unary and lexical rules; trees
 in bijection with the original ones), keeping unary rules through the closure
 ``U* = (I - U)^-1`` (no unary cycles, so every chain is finite). Charts are indexed
 by spans ``[i, j)``.
@@ -29,7 +29,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from generators.pcfg_grammar import Grammar, binarize
+from generators.pcfg_cnf import binarize
+from generators.pcfg_grammar import Grammar
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -142,7 +143,7 @@ def outside_chart(g: Grammar, x: np.ndarray, inside: np.ndarray | None = None) -
     """(B, n+1, n+1, N) log outside probabilities ``O_A(i, j)``."""
     t = tables(g)
     x = _as_batch(g, x)
-    B, n = x.shape
+    n = x.shape[1]
     N = t.lex.shape[0]
     ins = inside_chart(g, x) if inside is None else inside
     out = np.full_like(ins, -np.inf)
@@ -315,5 +316,5 @@ def next_token_distributions(g: Grammar, x: np.ndarray) -> np.ndarray:
     numer = pre[:, 0, :, :, 0]                         # (B, n+1, V): prefix x_<t then a
     eos = np.concatenate([np.full((B, 1), -np.inf), ins[:, 0, 1:n + 1, 0]], axis=1)
     logits = np.concatenate([numer, eos[..., None]], axis=-1)
-    e_, m_ = _shift(logits)
+    e_, _ = _shift(logits)
     return e_ / e_.sum(axis=-1, keepdims=True)

@@ -113,7 +113,8 @@ def random_cnf(*, n_nonterminals: int = 10, n_terminals: int = 10, n_binary: int
             pairs = np.unique(pairs)
             while len(pairs) < n_binary:
                 pairs = np.unique(np.r_[pairs, gen.integers(0, N * N)])
-        wb = gen.dirichlet(np.full(len(pairs), concentration)) * binary_mass if len(pairs) else []
+        wb = gen.dirichlet(np.full(len(pairs), concentration)) * binary_mass if len(pairs) \
+            else np.zeros(0)
         for (bc, p) in zip(pairs, wb, strict=True):
             rules.append((names[a], [names[bc // N], names[bc % N]], float(p)))
         lex = gen.choice(V, size=n_lexical, replace=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from functools import lru_cache
+from functools import cache
 
 from generators.pcfg_grammar import Grammar
 
@@ -14,7 +14,7 @@ def enumerate_trees(g: Grammar, max_len: int) -> dict[tuple[int, ...], list[tupl
     tuple of (start, end, nonterminal) over all nonterminal nodes."""
     N = g.n_nonterminals
 
-    @lru_cache(maxsize=None)
+    @cache
     def trees(sym: int, budget: int) -> tuple:
         if budget < 1:
             return ()
@@ -36,7 +36,7 @@ def enumerate_trees(g: Grammar, max_len: int) -> dict[tuple[int, ...], list[tupl
                         new.append((y + cy, p * cp, nodes + shifted))
                 partial = [t for t in new if len(t[0]) <= budget]
             for y, p, nodes in partial:
-                out.append((y, p, tuple(sorted(nodes + ((0, len(y), sym),)))))
+                out.append((y, p, tuple(sorted((*nodes, (0, len(y), sym))))))
         return tuple(out)
 
     result: dict[tuple[int, ...], list[tuple[float, tuple]]] = defaultdict(list)

@@ -8,13 +8,14 @@ import math
 
 import numpy as np
 import pytest
+from pcfg_brute import enumerate_trees, string_probs
 from scipy import stats
 
 from generators import pcfg, rhm
 from generators import pcfg_inference as inf
-from generators.pcfg_grammar import GrammarError, from_dict, load, parse_text, to_cnf
+from generators.pcfg_cnf import to_cnf
+from generators.pcfg_grammar import GrammarError, from_dict, load, parse_text
 from generators.pcfg_presets import PRESETS, dyck, from_rhm
-from pcfg_brute import enumerate_trees, string_probs
 
 #: a small finite, ambiguous grammar (two parses of "a a a"), with a unary rule
 TINY = """
@@ -111,8 +112,8 @@ def test_sampled_mean_length_matches_expected_length(english):
 def test_cnf_conversion_preserves_string_probabilities(english, finite):
     for g, max_len in [(english, 5), (finite, 6), (parse_text(TINY), 5)]:
         c = to_cnf(g)
-        assert all(c.rule_len[r] == 2 and c.rule_rhs[r, 0] < c.n_nonterminals
-                   or c.rule_len[r] == 1 and c.rule_rhs[r, 0] >= c.n_nonterminals
+        assert all((c.rule_len[r] == 2 and c.rule_rhs[r, 0] < c.n_nonterminals)
+                   or (c.rule_len[r] == 1 and c.rule_rhs[r, 0] >= c.n_nonterminals)
                    for r in range(c.n_rules))
         a, b = string_probs(g, max_len), string_probs(c, max_len)
         assert set(a) == set(b)
