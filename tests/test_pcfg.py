@@ -346,3 +346,24 @@ def test_rhm_as_pcfg_gives_the_same_strings_and_probabilities():
     # total probability over the whole language is one (finite language)
     lang = enumerate_trees(g, 4)
     assert math.fsum(p for ts in lang.values() for p, _ in ts) == pytest.approx(1.0)
+
+
+def test_data_file_stores_the_grammar_and_can_be_reparsed_without_the_config(tmp_path):
+    from tmr import io
+    from tmr.config import data_config_from_dict
+
+    cfg = data_config_from_dict({
+        "seed": 1, "n_samples": 300, "chunk_size": 128,
+        "generator": {"name": "pcfg", "preset": "english", "max_length": 16, "max_depth": 12},
+        "splits": {"test_fraction": 0.5}})
+    path = io.write_dataset(tmp_path / "english.h5", cfg)
+    s, attrs = io.read(path)
+    world = pcfg.make_world(preset="english")
+    assert s.world.to_text() == world.to_text()
+    direct = pcfg.sample(world, 300, rng=io.streams(1, "data")["data"], max_length=16,
+                         max_depth=12)
+    np.testing.assert_array_equal(s.x, direct.x)
+    np.testing.assert_array_equal(s.aux["spans"], direct.aux["spans"])
+    n = int(s.aux["lengths"][0])
+    assert inf.log_prob(s.world, s.x[:1, :n].astype(int))[0] < 0
+    assert 0 <= attrs["meta"]["rejection_rate"] < 0.05
