@@ -90,96 +90,119 @@ def _log(a: np.ndarray) -> np.ndarray:
         return np.log(a)
 
 
-def _shift(a: np.ndarray, axis: int | tuple[int, ...] = -1) -> tuple[np.ndarray, np.ndarray]:
-    """``exp(a - m)`` and ``m = max over axis`` (0 where the max is -inf)."""
-    m = np.max(a, axis=axis, keepdims=True)
+def _weights(s: np.ndarray, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
+    """``exp(s - m)`` and ``m = max over axis`` (kept; 0 where every entry is -inf)."""
+    m = np.max(s, axis=axis, keepdims=True)
     m = np.where(np.isfinite(m), m, 0.0)
-    return np.exp(a - m), m
+    return np.exp(s - m), m
 
 
-def _logmatmul(a: np.ndarray, mat: np.ndarray) -> np.ndarray:
-    """``log(exp(a) @ mat)`` for (..., K) log values and a non-negative (K, J) matrix."""
-    e, m = _shift(a)
-    return _log(e @ mat) + m
+def _norm(v: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rescale linear vectors ``v`` (..., N) with log scales ``scale`` (...) so that
+    each vector's maximum is 1; zero vectors get scale -inf."""
+    m = v.max(axis=-1)
+    ok = m > 0
+    safe = np.where(ok, m, 1.0)
+    return v / safe[..., None], np.where(ok, scale + np.log(safe), -np.inf)
 
 
-def _logouter_sum(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """``log sum_k exp(left[..., k, :, None] + right[..., k, None, :])`` flattened to
-    (..., N*N): the sum over split points of outer products, scaled in log space."""
-    el, ml = _shift(left)             # (..., K, N), (..., K, 1)
-    er, mr = _shift(right)
-    s = ml[..., 0] + mr[..., 0]       # (..., K)
-    sm = np.max(s, axis=-1, keepdims=True)
-    sm = np.where(np.isfinite(sm), sm, 0.0)
-    el = el * np.exp(s - sm)[..., None]
-    out = np.swapaxes(el, -1, -2) @ er  # (..., N, N)
-    return _log(out.reshape(*out.shape[:-2], -1)) + sm
+def _outer_sum(left: np.ndarray, ls: np.ndarray, right: np.ndarray,
+               rs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``sum_k left[..., k, :, None] * right[..., k, None, :]`` (flattened to N*N) for
+    scaled vectors (linear parts (..., K, N), log scales (..., K)); returns the linear
+    sum and its log scale (...)."""
+    w, m = _weights(ls + rs)
+    out = np.swapaxes(left * w[..., None], -1, -2) @ right  # (..., N, N)
+    return out.reshape(*out.shape[:-2], -1), m[..., 0]
+
+
+def _to_log(lin: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    return _log(lin) + np.where(np.isfinite(scale), scale, 0.0)[..., None]
+
+
+def _inside(g: Grammar, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Scaled inside chart: linear parts (B, n+1, n+1, N) and log scales (B, n+1, n+1)
+    (one scale per span keeps the products of long strings in range)."""
+    t = tables(g)
+    B, n = x.shape
+    N = t.lex.shape[0]
+    lin = np.zeros((B, n + 1, n + 1, N))
+    sc = np.full((B, n + 1, n + 1), -np.inf)
+    i = np.arange(n)
+    lin[:, i, i + 1], sc[:, i, i + 1] = _norm(t.lex.T[x] @ t.ustar.T, np.zeros((B, n)))
+    for w in range(2, n + 1):
+        i = np.arange(n - w + 1)[:, None]           # (P, 1)
+        k = i + np.arange(1, w)[None, :]            # (P, w-1) split points
+        v, m = _outer_sum(lin[:, i, k], sc[:, i, k], lin[:, k, i + w], sc[:, k, i + w])
+        cols = i[:, 0]
+        lin[:, cols, cols + w], sc[:, cols, cols + w] = _norm(v @ t.pbin @ t.ustar.T, m)
+    return lin, sc
 
 
 def inside_chart(g: Grammar, x: np.ndarray) -> np.ndarray:
     """(B, n+1, n+1, N) log inside probabilities ``I_A(i, j)`` (helpers included)."""
-    t = tables(g)
-    x = _as_batch(g, x)
-    B, n = x.shape
-    N = t.lex.shape[0]
-    chart = np.full((B, n + 1, n + 1, N), -np.inf)
-    i = np.arange(n)
-    chart[:, i, i + 1] = _logmatmul(_log(t.lex.T[x]), t.ustar.T)
-    for w in range(2, n + 1):
-        i = np.arange(n - w + 1)[:, None]           # (P, 1)
-        k = i + np.arange(1, w)[None, :]            # (P, w-1) split points
-        pre = _logouter_sum(chart[:, i, k], chart[:, k, i + w])  # (B, P, N*N)
-        chart[:, i[:, 0], i[:, 0] + w] = _logmatmul(_logmatmul(pre, t.pbin), t.ustar.T)
-    return chart
+    return _to_log(*_inside(g, _as_batch(g, x)))
 
 
 def log_prob(g: Grammar, x: np.ndarray) -> np.ndarray:
     """(B,) ``log P(x)`` (the inside probability of the start symbol)."""
-    chart = inside_chart(g, x)
-    return chart[:, 0, -1, 0]
-
-
-def outside_chart(g: Grammar, x: np.ndarray, inside: np.ndarray | None = None) -> np.ndarray:
-    """(B, n+1, n+1, N) log outside probabilities ``O_A(i, j)``."""
-    t = tables(g)
     x = _as_batch(g, x)
+    lin, sc = _inside(g, x)
     n = x.shape[1]
+    return _log(lin[:, 0, n, 0]) + np.where(np.isfinite(sc[:, 0, n]), sc[:, 0, n], 0.0)
+
+
+def _outside(g: Grammar, x: np.ndarray, lin: np.ndarray,
+             sc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Scaled outside chart (same layout as :func:`_inside`)."""
+    t = tables(g)
+    B, n = x.shape
     N = t.lex.shape[0]
-    ins = inside_chart(g, x) if inside is None else inside
-    out = np.full_like(ins, -np.inf)
-    e = np.full(N, -np.inf)
-    e[0] = 0.0
-    out[:, 0, n] = _logmatmul(e, t.ustar)[None]
+    olin = np.zeros_like(lin)
+    osc = np.full_like(sc, -np.inf)
+    olin[:, 0, n], osc[:, 0, n] = _norm(np.broadcast_to(t.ustar[0], (B, N)), np.zeros(B))
     for w in range(n - 1, 0, -1):
         i = np.arange(n - w + 1)[:, None]           # (P, 1) span [i, i+w)
         m = np.arange(1, n - w + 1)[None, :]        # (1, M) extension
         # as left child: parent [i, i+w+m), sibling [i+w, i+w+m)
         ok = i + w + m <= n
         hi = np.minimum(i + w + m, n)
-        par = np.where(ok[None, ..., None], out[:, i, hi], -np.inf)
-        sib = np.where(ok[None, ..., None], ins[:, np.minimum(i + w, n), hi], -np.inf)
-        left = _logmatmul(_logouter_sum(par, sib), t.q_left)
+        lo_s = np.minimum(i + w, n)
+        vl, ml = _outer_sum(olin[:, i, hi], np.where(ok, osc[:, i, hi], -np.inf),
+                            lin[:, lo_s, hi], np.where(ok, sc[:, lo_s, hi], -np.inf))
+        vl = vl @ t.q_left
         # as right child: parent [i-m, i+w), sibling [i-m, i)
         ok = i - m >= 0
         lo = np.maximum(i - m, 0)
-        par = np.where(ok[None, ..., None], out[:, lo, i + w], -np.inf)
-        sib = np.where(ok[None, ..., None], ins[:, lo, i], -np.inf)
-        right = _logmatmul(_logouter_sum(par, sib), t.q_right)
-        obin = np.logaddexp(left, right)            # (B, P, N)
-        out[:, i[:, 0], i[:, 0] + w] = _logmatmul(obin, t.ustar)
-    return out
+        vr, mr = _outer_sum(olin[:, lo, i + w], np.where(ok, osc[:, lo, i + w], -np.inf),
+                            lin[:, lo, i], np.where(ok, sc[:, lo, i], -np.inf))
+        vr = vr @ t.q_right
+        c = np.maximum(ml, mr)
+        v = vl * np.exp(ml - c)[..., None] + vr * np.exp(mr - c)[..., None]
+        cols = i[:, 0]
+        olin[:, cols, cols + w], osc[:, cols, cols + w] = _norm(v @ t.ustar, c)
+    return olin, osc
+
+
+def outside_chart(g: Grammar, x: np.ndarray) -> np.ndarray:
+    """(B, n+1, n+1, N) log outside probabilities ``O_A(i, j)``."""
+    x = _as_batch(g, x)
+    return _to_log(*_outside(g, x, *_inside(g, x)))
 
 
 def span_posteriors(g: Grammar, x: np.ndarray) -> np.ndarray:
     """(B, n+1, n+1, n_nonterminals) ``P(a node labelled A spans [i, j) | x)`` for the
     original nonterminals (zero for spans with ``j <= i``)."""
-    ins = inside_chart(g, x)
-    out = outside_chart(g, x, ins)
+    x = _as_batch(g, x)
+    n = x.shape[1]
+    lin, sc = _inside(g, x)
+    olin, osc = _outside(g, x, lin, sc)
     n0 = tables(g).n_orig
-    logz = ins[:, 0, -1, 0][:, None, None, None]
+    logz = (_log(lin[:, 0, n, 0]) + sc[:, 0, n])[:, None, None]
     with np.errstate(invalid="ignore"):
-        post = np.exp(ins[..., :n0] + out[..., :n0] - logz)
-    return np.nan_to_num(post)
+        scale = np.exp(sc + osc - logz)
+    scale = np.where(np.isfinite(scale), scale, 0.0)
+    return lin[..., :n0] * olin[..., :n0] * scale[..., None]
 
 
 def parse_counts(g: Grammar, x: np.ndarray) -> list[int]:
@@ -281,40 +304,44 @@ def viterbi(g: Grammar, x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
 def next_token_distributions(g: Grammar, x: np.ndarray) -> np.ndarray:
     """(B, n+1, V+1) exact ``P(x_t = a | x_<t)`` for ``t = 0..n`` (row ``t`` conditions
     on the first ``t`` tokens); the last column is the end of the string. Rows sum to
-    1 (the grammar's own law, not conditioned on sampling limits)."""
+    1 (the grammar's own law, not conditioned on sampling limits). ``x`` may be any
+    prefix of a string of the grammar."""
     t = tables(g)
     x = _as_batch(g, x)
     B, n = x.shape
     N, V = t.lex.shape
-    ins = inside_chart(g, x)
-    lex_a = _logmatmul(_log(t.lex.T), t.lcstar.T)     # (V, N): Pre(i, i+1) with x_i = a
-    # pre[b, i, m, a, C] = log Pre_C(i, i+1+m) with the last token replaced by a
-    pre = np.full((B, n + 1, n + 1, V, N), -np.inf)
+    lin, sc = _inside(g, x)
+    lex_lin, lex_sc = _norm(t.lex.T @ t.lcstar.T, np.zeros(V))  # Pre(i, i+1), x_i = a
+    pbin3 = t.pbin.reshape(N, N, N)
+    # Pre_C(i, i+1+m) with the last token replaced by a: linear (B, i, m, V, N), scales
+    plin = np.zeros((B, n + 1, n + 1, V, N))
+    psc = np.full((B, n + 1, n + 1, V), -np.inf)
     for i in range(n, -1, -1):
-        pre[:, i, 0] = lex_a[None]
-        J = n - i                                      # j = i+1 .. n
-        if J == 0:
+        plin[:, i, 0], psc[:, i, 0] = lex_lin, lex_sc
+        rows = np.flatnonzero(np.isfinite(sc[:, i, i + 1:n + 1]).any(axis=0))  # spans [i, j)
+        if i == n or not len(rows):
             continue
-        e_in, m_in = _shift(ins[:, i, i + 1:n + 1])    # (B, J, N), (B, J, 1)
-        # Pre_C(j, e) for e = i+2 .. n+1: pre[:, j, e-j-1]
-        j = np.arange(i + 1, n + 1)[:, None]           # (J, 1)
-        e = np.arange(i + 2, n + 2)[None, :]           # (1, E)
+        j = (i + 1 + rows)[:, None]                    # (J, 1)
+        e = np.arange(i + 2, n + 2)[None, :]           # (1, E) prefix ends
         valid = e > j
-        prej = np.where(valid[None, ..., None, None], pre[:, j, np.maximum(e - j - 1, 0)],
-                        -np.inf)                        # (B, J, E, V, N)
-        e_pre, m_pre = _shift(prej)                    # (..., N), (B, J, E, V, 1)
-        s = m_in[:, :, None, :] + m_pre[..., 0]        # (B, J, E, V)
-        s = np.where(valid[None, ..., None], s, -np.inf)
-        sm = np.max(s, axis=1, keepdims=True)
-        sm = np.where(np.isfinite(sm), sm, 0.0)
-        e_pre = e_pre * np.exp(s - sm)[..., None]
+        e_in = lin[:, i, j[:, 0]]                      # (B, J, N)
+        active = np.flatnonzero(e_in.any(axis=(0, 1)))  # left children that occur
+        e_in = e_in[..., active]
+        mi = sc[:, i, j[:, 0]]                         # (B, J)
+        idx = np.maximum(e - j - 1, 0)
+        pre = plin[:, j, idx]                          # (B, J, E, V, N)
+        ms = np.where(valid[None, ..., None], psc[:, j, idx], -np.inf)
+        w, m = _weights(mi[:, :, None, None] + ms, axis=1)  # (B, J, E, V), (B, 1, E, V)
         E = e.shape[1]
-        y = np.swapaxes(e_in, 1, 2) @ e_pre.reshape(B, J, E * V * N)  # (B, N_B, E*V*N_C)
-        y = y.reshape(B, N, E, V, N).transpose(0, 2, 3, 1, 4).reshape(B, E, V, N * N)
-        r = _log(y @ t.pbin) + sm[:, 0, :, :, None]    # (B, E, V, N)
-        pre[:, i, 1:E + 1] = _logmatmul(r, t.lcstar.T)
-    numer = pre[:, 0, :, :, 0]                         # (B, n+1, V): prefix x_<t then a
-    eos = np.concatenate([np.full((B, 1), -np.inf), ins[:, 0, 1:n + 1, 0]], axis=1)
+        y = np.swapaxes(e_in, 1, 2) @ (pre * w[..., None]).reshape(B, len(rows), E * V * N)
+        y = y.reshape(B, len(active), E, V, N).transpose(0, 2, 3, 1, 4)
+        r = y.reshape(B, E, V, -1) @ pbin3[active].reshape(-1, N)  # (B, E, V, N)
+        plin[:, i, 1:E + 1], psc[:, i, 1:E + 1] = _norm(r @ t.lcstar.T, m[:, 0])
+    numer = _to_log(plin[:, 0], psc[:, 0])[..., 0]     # (B, n+1, V): x_<t then a
+    t_ = np.arange(1, n + 1)
+    eos = np.concatenate([np.full((B, 1), -np.inf),
+                          _log(lin[:, 0, t_, 0]) + np.where(np.isfinite(sc[:, 0, t_]),
+                                                            sc[:, 0, t_], 0.0)], axis=1)
     logits = np.concatenate([numer, eos[..., None]], axis=-1)
-    e_, _ = _shift(logits)
+    e_, _ = _weights(logits)
     return e_ / e_.sum(axis=-1, keepdims=True)
