@@ -54,7 +54,8 @@ def baseline_sample(g: Grammar, n: int, seed: int, max_length: int) -> list[list
     rhs = [[int(c) for c in g.rule_rhs[r, :g.rule_len[r]]] for r in range(g.n_rules)]
     out: list[list[int]] = []
     while len(out) < n:
-        stack, tokens = [0], []
+        stack: list[int] = [0]
+        tokens: list[int] = []
         while stack and len(tokens) <= max_length:
             s = stack.pop()
             if s >= N:

@@ -235,41 +235,52 @@ def _layout(g: Grammar, t: _Trees, w: _Widths) -> dict[str, np.ndarray]:
         grp = np.cumsum(first) - 1
         start[lo:hi] = start[p] + excl - excl[first][grp]
     counts = np.bincount(t.owner, minlength=t.n)
-    order = np.argsort(t.owner, kind="stable")
-    local = np.empty(n_tot, np.int64)
-    local[order] = np.arange(n_tot) - (np.cumsum(counts) - counts)[t.owner[order]]
     if counts.size and counts.max() > w.nodes:
         raise RuntimeError(f"a tree has {counts.max()} nodes, more than the width {w.nodes}")
     n = t.n
+    # per-sample breadth-first order = sort by owner (stable); padded rows are then
+    # filled in order through a boolean mask (sequential writes, no scatter)
+    order = np.argsort(t.owner, kind="stable")
+    local = np.empty(n_tot, np.int64)
+    local[order] = np.arange(n_tot) - np.repeat(np.cumsum(counts) - counts, counts)
+    fill = np.arange(w.nodes)[None, :] < counts[:, None]  # (n, W)
     code_dt = _signed_dtype(N + g.n_terminals)
     pos_dt = _signed_dtype(max(w.nodes, w.tokens, w.levels) + 1)
-    flat = t.owner * w.nodes + local  # (n_tot,) index into (n, W) arrays
-    parent = np.full(n * w.nodes, -1, pos_dt)
-    has_p = t.parent >= 0
-    parent[flat[has_p]] = local[t.parent[has_p]]
-    rule = np.full(n * w.nodes, -1, _signed_dtype(g.n_rules))
-    rule[flat] = t.rule
     span_dt = pos_dt if code_dt.itemsize <= pos_dt.itemsize else code_dt
-    spans = np.full((n * w.nodes, 4), -1, span_dt)
+
+    def padded(values: np.ndarray, dt: np.dtype) -> np.ndarray:
+        out = np.full((n, w.nodes), -1, dt)
+        out[fill] = values[order]
+        return out
+
+    parent = padded(np.where(t.parent >= 0, local[np.maximum(t.parent, 0)], -1), pos_dt)
+    rule = padded(t.rule, _signed_dtype(g.n_rules))
+    spans = np.full((4, n, w.nodes), -1, span_dt)
     for k, col in enumerate((start, start + size, t.sym, t.depth)):
-        spans[flat, k] = col
-    leaf = np.flatnonzero(t.sym >= N)
-    pos = t.owner[leaf] * w.tokens + start[leaf]  # (n_leaves,) index into (n, T)
-    x = np.full(n * w.tokens, -1, _signed_dtype(g.n_terminals))
-    x[pos] = t.sym[leaf] - N
-    lv = np.full(w.levels * n * w.tokens, -1, code_dt)
-    cur = leaf
-    while len(cur):  # walk every token up to the root, writing its ancestor per depth
-        lv[t.depth[cur] * (n * w.tokens) + pos] = t.sym[cur]
-        up = t.parent[cur] >= 0
-        cur, pos = t.parent[cur[up]], pos[up]
-    lengths = np.zeros(n, pos_dt)
+        spans[k][fill] = col[order]
+    spans = np.ascontiguousarray(np.moveaxis(spans, 0, -1))  # (n, W, 4)
     roots = np.flatnonzero(t.parent < 0)
+    lengths = np.zeros(n, np.int64)
     lengths[t.owner[roots]] = size[roots]
-    return {"x": x.reshape(n, w.tokens), "levels": lv.reshape(w.levels, n, w.tokens),
-            "lengths": lengths, "n_nodes": counts.astype(pos_dt),
-            "parent": parent.reshape(n, w.nodes), "rule": rule.reshape(n, w.nodes),
-            "spans": spans.reshape(n, w.nodes, 4)}
+    tok_fill = np.arange(w.tokens)[None, :] < lengths[:, None]  # (n, T)
+    base = t.owner * w.tokens + start  # (n_tot,) flat token index of each node's first token
+    lv = np.full((w.levels, n, w.tokens), -1, code_dt)
+    n_tokens = int(lengths.sum())
+    for k in range(min(nb, w.levels)):  # depth k: nodes cover disjoint, increasing token runs
+        lo, hi = t.bounds[k], t.bounds[k + 1]
+        sz = size[lo:hi]
+        labels = np.repeat(t.sym[lo:hi], sz)
+        if labels.size == n_tokens:  # every token covered (always so in layered grammars)
+            lv[k][tok_fill] = labels
+        else:
+            first = np.repeat(base[lo:hi] - (np.cumsum(sz) - sz), sz)
+            lv[k].reshape(-1)[first + np.arange(first.size)] = labels
+    x = np.full((n, w.tokens), -1, _signed_dtype(g.n_terminals))
+    x[tok_fill] = 0
+    leaf_sym = lv.max(axis=0)  # the token itself has the largest code on its path
+    x[tok_fill] = leaf_sym[tok_fill] - N
+    return {"x": x, "levels": lv, "lengths": lengths.astype(pos_dt),
+            "n_nodes": counts.astype(pos_dt), "parent": parent, "rule": rule, "spans": spans}
 
 
 #: most candidate rounds per block before giving up (acceptance would be < 1/64)
