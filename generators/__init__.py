@@ -10,7 +10,7 @@ Each generator follows one protocol (see :mod:`generators.base`)::
 and is listed in :data:`REGISTRY` by name.
 """
 
-from generators import pcfg, rhm
+from generators import pcfg, percolation, percolation_mf, rhm
 from generators._rng import as_generator, as_seed_sequence, stream, streams
 from generators.base import GeneratorSpec, HierarchicalSample, concat
 
@@ -18,6 +18,8 @@ from generators.base import GeneratorSpec, HierarchicalSample, concat
 REGISTRY: dict[str, GeneratorSpec] = {
     "rhm": GeneratorSpec("rhm", rhm.Config, rhm),
     "pcfg": GeneratorSpec("pcfg", pcfg.Config, pcfg),
+    "percolation": GeneratorSpec("percolation", percolation.Config, percolation),
+    "percolation_mf": GeneratorSpec("percolation_mf", percolation_mf.Config, percolation_mf),
 }
 
 __all__ = [
@@ -28,6 +30,8 @@ __all__ = [
     "as_seed_sequence",
     "concat",
     "pcfg",
+    "percolation",
+    "percolation_mf",
     "rhm",
     "stream",
     "streams",

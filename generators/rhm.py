@@ -303,6 +303,13 @@ def _meta(world: World, ss: np.random.SeedSequence | None, replacement: bool) ->
     }
 
 
+def _draw_block(world: World, ss: np.random.SeedSequence, b: int) -> tuple[np.ndarray, np.ndarray]:
+    """Roots (bs,) and rule indices (bs, n_nodes) of block ``b``: roots first, then rules."""
+    gen = _rng.block_generator(ss, b)
+    roots = _draw_roots(world, gen, _rng.BLOCK_SIZE)
+    return roots, _draw_rules(world, gen, (_rng.BLOCK_SIZE, world.n_nodes))
+
+
 def _sample_range(world: World, ss: np.random.SeedSequence, start: int, stop: int,
                   select: np.ndarray | None = None) -> tuple[list[np.ndarray], np.ndarray]:
     """All levels (root first) and rule indices (n, n_nodes) of stream samples
@@ -322,9 +329,8 @@ def _sample_range(world: World, ss: np.random.SeedSequence, start: int, stop: in
         if select is not None:
             a, z = np.searchsorted(select, [b * bs + lo, b * bs + hi])
             rows = select[a:z] - b * bs
-        gen = _rng.block_generator(ss, b)
-        roots = _draw_roots(world, gen, bs)[rows].reshape(-1, 1)
-        block_rules = _draw_rules(world, gen, (bs, world.n_nodes))[rows]
+        block_roots, block_rules = _draw_block(world, ss, b)
+        roots, block_rules = block_roots[rows].reshape(-1, 1), block_rules[rows]
         out_rows = slice(at, at + len(roots))
         rules[out_rows] = block_rules
         for out, lv in zip(levels, [roots, *_grow(world, 0, roots, block_rules)], strict=True):
@@ -396,23 +402,32 @@ def sample(world: World, n_samples: int, *, rng: _rng.RNGLike = None,
                      _meta(world, _rng.as_seed_sequence(rng), replacement))
 
 
-def _row_keys(x: np.ndarray) -> np.ndarray:
-    """One opaque, comparable key per row of ``x`` (a void view, no copy if contiguous)."""
-    x = np.ascontiguousarray(x)
-    return x.view(np.dtype((np.void, x.shape[1] * x.itemsize))).ravel()
+def _tree_keys(world: World, roots: np.ndarray, rules: np.ndarray) -> np.ndarray:
+    """One exact key per tree: the root and the rule indices packed into uint64 words
+    (a tree and its leaves determine each other, the grammar being unambiguous), as a
+    comparable void view (n,)."""
+    bits = max(1, (world.n_synonyms - 1).bit_length())
+    per_word = 64 // bits
+    n_words = 1 + -(-world.n_nodes // per_word)
+    words = np.zeros((len(roots), n_words), dtype=np.uint64)
+    words[:, 0] = roots
+    for j in range(world.n_nodes):
+        w, shift = divmod(j, per_word)
+        words[:, 1 + w] |= rules[:, j].astype(np.uint64) << np.uint64(bits * shift)
+    return words.view(np.dtype((np.void, 8 * n_words))).ravel()
 
 
 def _first_distinct(world: World, n: int, ss: np.random.SeedSequence) -> np.ndarray:
     """Sorted stream indices of the first ``n`` distinct inputs of the i.i.d. stream."""
     bs = _rng.BLOCK_SIZE
-    keys: list[np.ndarray] = []  # leaves of each drawn block: (bs, s**L)
+    keys: list[np.ndarray] = []  # one packed tree key per drawn sample
     n_blocks, checked = 0, 0
     max_blocks = 64 + 64 * math.ceil(n / bs)
     while True:
-        keys.append(_sample_range(world, ss, n_blocks * bs, (n_blocks + 1) * bs)[0][-1])
+        keys.append(_tree_keys(world, *_draw_block(world, ss, n_blocks)))
         n_blocks += 1
         if n_blocks * bs >= max(n, 2 * checked):
-            _, first = np.unique(_row_keys(np.concatenate(keys)), return_index=True)
+            _, first = np.unique(np.concatenate(keys), return_index=True)
             if len(first) >= n:
                 return np.sort(first)[:n]
             checked = n_blocks * bs

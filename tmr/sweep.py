@@ -5,6 +5,7 @@ A sweep file (TOML)::
 
     train = "train_rhm_cnn.toml"     # base training config, relative to this file
     data = "rhm.toml"                # optional base data config (generated per data variant)
+    batch_seeds = true               # train runs differing only in seed as one stacked model
     [set]                            # fixed overrides for every run
     "train.optim.steps" = 300
     [grid]                           # the cartesian product of these lists
@@ -41,6 +42,7 @@ class SweepSpec:
 
     train: str
     data: str | None = None
+    batch_seeds: bool = False
     set: dict[str, Any] = dataclasses.field(default_factory=dict)
     grid: dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -112,9 +114,17 @@ def data_key(data: Mapping[str, Any]) -> str:
 
 def run_one(train: dict[str, Any], data: dict[str, Any] | None, out_dir: str,
             data_dir: str, threads: int | None = None) -> str:
-    """One sweep run: make its data file if needed (atomically; concurrent runs that
-    share it may both write, the rename keeps one whole file), then train and probe.
-    Pure and idempotent: a finished run returns at once."""
+    """One sweep run: make its data file if needed, then train and probe. Pure and
+    idempotent: a finished run returns at once."""
+    return run_group([train], data, [out_dir], data_dir, threads)[0]
+
+
+def run_group(trains: list[dict[str, Any]], data: dict[str, Any] | None, out_dirs: list[str],
+              data_dir: str, threads: int | None = None) -> list[str]:
+    """Runs that share one data config: make the data file if needed (atomically;
+    concurrent jobs that share it may both write, the rename keeps one whole file),
+    train several seeds as one stacked model when there are several
+    (:func:`tmr.batched.train_seeds`), then probe and plot each run."""
     import torch
 
     from tmr import io
@@ -128,9 +138,13 @@ def run_one(train: dict[str, Any], data: dict[str, Any] | None, out_dir: str,
         data_path = Path(data_dir) / f"{data_key(data)}.h5"
         if not data_path.is_file():
             io.write_dataset(data_path, data_config_from_dict(data))
-        train = {**train, "data_path": str(data_path)}
-    cfg = from_dict(TrainConfig, train)
-    return str(train_run(cfg, out_dir))
+        trains = [{**t, "data_path": str(data_path)} for t in trains]
+    cfgs = [from_dict(TrainConfig, t) for t in trains]
+    if len(cfgs) > 1:
+        from tmr.batched import train_seeds
+
+        train_seeds(cfgs, out_dirs)
+    return [str(train_run(c, d)) for c, d in zip(cfgs, out_dirs, strict=True)]
 
 
 def is_done(run_dir: Path) -> bool:
@@ -160,8 +174,9 @@ def run_sweep(path: str | Path, out: str | Path, *, executor: str = "auto",
     if max_parallel < 1:
         raise ConfigError(f"max_parallel={max_parallel} must be positive")
     out = Path(out)
+    spec = from_dict(SweepSpec, read_toml(path))
     jobs = expand(path)
-    record = {"sweep_file": str(path), "spec": to_dict(from_dict(SweepSpec, read_toml(path))),
+    record = {"sweep_file": str(path), "spec": to_dict(spec),
               "runs": [{"name": j.name, "params": j.params} for j in jobs]}
     old = out / SWEEP_FILE
     if old.is_file() and json.loads(old.read_text())["runs"] != record["runs"]:
@@ -183,18 +198,30 @@ def run_sweep(path: str | Path, out: str | Path, *, executor: str = "auto",
         params.update(slurm or {})
     ex.update_parameters(**params)
     threads = max(1, (os.cpu_count() or 1) // max_parallel) if executor == "local" else None
-    waves = [todo] if executor == "slurm" else [todo[i:i + max_parallel]
-                                                 for i in range(0, len(todo), max_parallel)]
+    groups = _groups(todo) if spec.batch_seeds else [[jd] for jd in todo]
+    waves = [groups] if executor == "slurm" else [groups[i:i + max_parallel]
+                                                   for i in range(0, len(groups), max_parallel)]
     for wave in waves:
         with ex.batch():
-            futures = [ex.submit(run_one, j.train, j.data, str(d), str(out / "data"), threads)
-                       for j, d in wave]
-        for fut in futures:
+            futures = [ex.submit(run_group, [j.train for j, _ in g], g[0][0].data,
+                                 [str(d) for _, d in g], str(out / "data"), threads)
+                       for g in wave]
+        for fut, g in zip(futures, wave, strict=True):
             fut.result()  # re-raises a failed run's error with its traceback
-            done += 1
+            done += len(g)
             if progress:
                 progress(done, len(jobs))
     return dirs
+
+
+def _groups(items: list[tuple[Job, Path]]) -> list[list[tuple[Job, Path]]]:
+    """Jobs that differ only in ``train.seed`` (same data), stacked into one."""
+    groups: dict[str, list[tuple[Job, Path]]] = {}
+    for job, d in items:
+        key = json.dumps([{k: v for k, v in job.train.items() if k != "seed"}, job.data],
+                         sort_keys=True)
+        groups.setdefault(key, []).append((job, d))
+    return list(groups.values())
 
 
 def collect(sweep_dir: str | Path) -> tuple[Path, Path]:
