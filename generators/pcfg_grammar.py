@@ -88,6 +88,11 @@ class Grammar:
         return len(self.terminals)
 
     @property
+    def vocab_size(self) -> int:
+        """Number of terminals (the token vocabulary of ``x``)."""
+        return len(self.terminals)
+
+    @property
     def n_rules(self) -> int:
         return len(self.rule_lhs)
 
