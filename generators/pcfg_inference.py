@@ -313,31 +313,30 @@ def next_token_distributions(g: Grammar, x: np.ndarray) -> np.ndarray:
     lin, sc = _inside(g, x)
     lex_lin, lex_sc = _norm(t.lex.T @ t.lcstar.T, np.zeros(V))  # Pre(i, i+1), x_i = a
     pbin3 = t.pbin.reshape(N, N, N)
-    # Pre_C(i, i+1+m) with the last token replaced by a: linear (B, i, m, V, N), scales
-    plin = np.zeros((B, n + 1, n + 1, V, N))
-    psc = np.full((B, n + 1, n + 1, V), -np.inf)
+    # Pre_C(i, e) (prefix x[i:e], its last token replaced by a): linear parts
+    # (B, i, e, V, N) and log scales (B, i, e, V); absolute e keeps the reads slices
+    plin = np.zeros((B, n + 1, n + 2, V, N))
+    psc = np.full((B, n + 1, n + 2, V), -np.inf)
     for i in range(n, -1, -1):
-        plin[:, i, 0], psc[:, i, 0] = lex_lin, lex_sc
+        plin[:, i, i + 1], psc[:, i, i + 1] = lex_lin, lex_sc
         rows = np.flatnonzero(np.isfinite(sc[:, i, i + 1:n + 1]).any(axis=0))  # spans [i, j)
         if i == n or not len(rows):
             continue
-        j = (i + 1 + rows)[:, None]                    # (J, 1)
-        e = np.arange(i + 2, n + 2)[None, :]           # (1, E) prefix ends
-        valid = e > j
-        e_in = lin[:, i, j[:, 0]]                      # (B, J, N)
+        j = i + 1 + rows                               # (J,) left child ends
+        E = n - i                                      # prefix ends e = i+2 .. n+1
+        e_in = lin[:, i, j]                            # (B, J, N)
         active = np.flatnonzero(e_in.any(axis=(0, 1)))  # left children that occur
         e_in = e_in[..., active]
-        mi = sc[:, i, j[:, 0]]                         # (B, J)
-        idx = np.maximum(e - j - 1, 0)
-        pre = plin[:, j, idx]                          # (B, J, E, V, N)
-        ms = np.where(valid[None, ..., None], psc[:, j, idx], -np.inf)
-        w, m = _weights(mi[:, :, None, None] + ms, axis=1)  # (B, J, E, V), (B, 1, E, V)
-        E = e.shape[1]
-        y = np.swapaxes(e_in, 1, 2) @ (pre * w[..., None]).reshape(B, len(rows), E * V * N)
+        mi = sc[:, i, j]                               # (B, J)
+        # entries with e <= j were never written: zero, scale -inf
+        pre = plin[:, j, i + 2:]                       # (B, J, E, V, N)
+        w, m = _weights(mi[:, :, None, None] + psc[:, j, i + 2:], axis=1)  # (B,J,E,V), (B,1,E,V)
+        pre *= w[..., None]
+        y = np.swapaxes(e_in, 1, 2) @ pre.reshape(B, len(rows), E * V * N)
         y = y.reshape(B, len(active), E, V, N).transpose(0, 2, 3, 1, 4)
         r = y.reshape(B, E, V, -1) @ pbin3[active].reshape(-1, N)  # (B, E, V, N)
-        plin[:, i, 1:E + 1], psc[:, i, 1:E + 1] = _norm(r @ t.lcstar.T, m[:, 0])
-    numer = _to_log(plin[:, 0], psc[:, 0])[..., 0]     # (B, n+1, V): x_<t then a
+        plin[:, i, i + 2:], psc[:, i, i + 2:] = _norm(r @ t.lcstar.T, m[:, 0])
+    numer = _to_log(plin[:, 0, 1:], psc[:, 0, 1:])[..., 0]  # (B, n+1, V): x_<t then a
     t_ = np.arange(1, n + 1)
     eos = np.concatenate([np.full((B, 1), -np.inf),
                           _log(lin[:, 0, t_, 0]) + np.where(np.isfinite(sc[:, 0, t_]),
