@@ -344,3 +344,18 @@ def next_token_distributions(g: Grammar, x: np.ndarray) -> np.ndarray:
     logits = np.concatenate([numer, eos[..., None]], axis=-1)
     e_, _ = _weights(logits)
     return e_ / e_.sum(axis=-1, keepdims=True)
+
+
+def ancestor_posteriors(g: Grammar, x: np.ndarray) -> np.ndarray:
+    """(B, n, n_nonterminals) expected number of ancestors labelled ``A`` of each
+    token given ``x``: ``sum_{i <= t < j} P(A spans [i, j) | x)``. These are the soft
+    probing labels under ambiguity. In a layered grammar (``g.layer`` not None) every
+    token has exactly one ancestor per depth, so the columns of the depth-``d`` symbols
+    form the distribution ``P(ancestor at depth d = A | x)`` (they sum to 1)."""
+    post = span_posteriors(g, x)                       # (B, n+1, n+1, N)
+    n = post.shape[1] - 1
+    # Q[b, i, t] = sum_{j > t} post[b, i, j]: suffix sums over the span end
+    q = np.cumsum(post[:, :, ::-1], axis=2)[:, :, ::-1]  # (B, n+1, n+1, N): sum_{j' >= j}
+    t = np.arange(n)
+    # token t: starts i <= t, ends j >= t+1
+    return np.stack([q[:, :tt + 1, tt + 1].sum(axis=1) for tt in t], axis=1)

@@ -367,3 +367,21 @@ def test_data_file_stores_the_grammar_and_can_be_reparsed_without_the_config(tmp
     n = int(s.aux["lengths"][0])
     assert inf.log_prob(s.world, s.x[:1, :n].astype(int))[0] < 0
     assert 0 <= attrs["meta"]["rejection_rate"] < 0.05
+
+
+def test_ancestor_posteriors_are_depth_distributions_in_layered_grammars_and_one_hot_in_rhm():
+    g = pcfg.make_world(preset="layered", params={"symbols_per_level": [1, 2, 2]}, rng=2)
+    s = pcfg.sample(g, 50, rng=0)
+    n = int(s.aux["lengths"][0])
+    soft = inf.ancestor_posteriors(g, s.x[:1, :n].astype(int))[0]  # (n, N)
+    for d in range(g.layer.max() + 1):
+        np.testing.assert_allclose(soft[:, g.layer == d].sum(axis=1), 1.0, atol=1e-12)
+    # the RHM is unambiguous: soft labels are the one-hot generating levels
+    world = rhm.make_world(vocab_size=6, n_classes=4, n_synonyms=2, tuple_size=2, n_levels=2,
+                           rng=1)
+    gr = from_rhm(world)
+    s = pcfg.sample(gr, 20, rng=3)
+    soft = inf.ancestor_posteriors(gr, s.x.astype(int))  # (20, 4, N)
+    for lv in s.levels[:-1]:
+        picked = np.take_along_axis(soft, lv.astype(int)[..., None], axis=-1)[..., 0]
+        np.testing.assert_allclose(picked, 1.0, atol=1e-12)
