@@ -28,6 +28,9 @@ __all__ = [
 # Relative cut-off of the pseudo-inverse Sigma_B^+: eigenvalues below
 # PINV_RTOL * largest are treated as 0 (Sigma_B has rank <= C - 1).
 PINV_RTOL = 1e-10
+# NC2 forms the C x C Gram of class means; above this many classes (8 MB of
+# cosines at 1024) the label is closer to an identity than to a class.
+NC2_MAX_CLASSES = 1024
 
 
 @dataclass(frozen=True)
@@ -37,12 +40,17 @@ class ClassStats:
     means: np.ndarray  # (C, d) class means mu_c
     counts: np.ndarray  # (C,) samples per class
     global_mean: np.ndarray  # (d,) mean of all samples mu_G
-    sigma_w: np.ndarray  # (d, d) within-class covariance, 1/N normalised
+    resid: np.ndarray  # (n, d) h_i - mu_{y_i}
     n_samples: int
 
     @property
     def n_classes(self) -> int:
         return int(self.counts.shape[0])
+
+    @property
+    def sigma_w(self) -> np.ndarray:
+        """(d, d) within-class covariance, 1/N normalised."""
+        return self.resid.T @ self.resid / self.n_samples
 
 
 def class_stats(h: object, y: object) -> ClassStats:
@@ -57,31 +65,39 @@ def class_stats(h: object, y: object) -> ClassStats:
     np.add.at(sums, lab, arr)
     means = sums / counts[:, None]  # (C, d)
     resid = arr - means[lab]  # (n, d)
-    sigma_w = resid.T @ resid / arr.shape[0]  # (d, d)
     return ClassStats(means=means, counts=counts, global_mean=arr.mean(axis=0),
-                      sigma_w=sigma_w, n_samples=arr.shape[0])
+                      resid=resid, n_samples=arr.shape[0])
+
+
+def _weights(stats: ClassStats, weighting: str) -> np.ndarray:
+    if weighting == "classes":
+        return np.full(stats.n_classes, 1.0 / stats.n_classes)  # (C,)
+    if weighting == "samples":
+        return stats.counts / stats.n_samples  # (C,)
+    raise ValueError(f"weighting={weighting!r} must be 'samples' or 'classes'")
 
 
 def _between(stats: ClassStats, weighting: str) -> np.ndarray:
+    """(d, d) between-class scatter sum_c w_c (mu_c - mu_G)(mu_c - mu_G)^T."""
     centred = stats.means - stats.global_mean  # (C, d)
-    if weighting == "classes":
-        w = np.full(stats.n_classes, 1.0 / stats.n_classes)
-    elif weighting == "samples":
-        w = stats.counts / stats.n_samples
-    else:
-        raise ValueError(f"weighting={weighting!r} must be 'samples' or 'classes'")
-    return (centred * w[:, None]).T @ centred  # (d, d)
+    return (centred * _weights(stats, weighting)[:, None]).T @ centred
 
 
-def _trace_pinv_product(a: np.ndarray, b: np.ndarray) -> float:
-    """Tr(A B^+) for symmetric PSD ``b``, via its eigendecomposition."""
-    evals, evecs = np.linalg.eigh(b)
-    keep = evals > PINV_RTOL * max(float(evals.max()), 0.0)
+def _trace_within_pinv_between(stats: ClassStats, weighting: str) -> float:
+    """Tr(Sigma_W S_b^+) without forming d x d matrices.
+
+    ``S_b = A^T A`` with ``A = diag(sqrt w) (M - mu_G)`` ``(C, d)``; if ``A = U S V^T``
+    then ``S_b^+ = V S^-2 V^T`` and ``Tr(Sigma_W S_b^+) = sum_j |R v_j|^2 / (N s_j^2)``
+    with R the ``(n, d)`` residuals. Cost O(n d r), r = rank <= C - 1.
+    """
+    centred = stats.means - stats.global_mean  # (C, d)
+    a = centred * np.sqrt(_weights(stats, weighting))[:, None]  # (C, d)
+    _, sv, vt = np.linalg.svd(a, full_matrices=False)
+    keep = sv**2 > PINV_RTOL * float(sv.max()) ** 2 if sv.size and sv.max() > 0 else sv > 0
     if not keep.any():
         return float("nan")
-    v = evecs[:, keep]  # (d, r)
-    # Tr(A V diag(1/l) V^T) = sum_j (V^T A V)_jj / l_j
-    return float(np.einsum("ij,ij->j", v, a @ v) @ (1.0 / evals[keep]))
+    proj = stats.resid @ vt[keep].T  # (n, r)
+    return float(((proj**2).sum(axis=0) / stats.n_samples) @ (1.0 / sv[keep] ** 2))
 
 
 def nc1(h: object, y: object) -> float:
@@ -93,14 +109,16 @@ def nc1(h: object, y: object) -> float:
     eigenvalues of Sigma_B above the cut-off PINV_RTOL).
     """
     stats = class_stats(h, y)
-    return _trace_pinv_product(stats.sigma_w, _between(stats, "classes")) / stats.n_classes
+    return _trace_within_pinv_between(stats, "classes") / stats.n_classes
 
 
 def rnc1(h: object, y: object) -> float:
     """RNC1 = Tr Sigma_W / Tr Sigma_B: a pseudo-inverse-free collapse ratio (paper 003)."""
     stats = class_stats(h, y)
-    tb = float(np.trace(_between(stats, "classes")))
-    return float(np.trace(stats.sigma_w)) / tb if tb > 0 else float("nan")
+    centred = stats.means - stats.global_mean  # (C, d)
+    tb = float((centred**2).sum()) / stats.n_classes  # Tr Sigma_B
+    tw = float((stats.resid**2).sum()) / stats.n_samples  # Tr Sigma_W
+    return tw / tb if tb > 0 else float("nan")
 
 
 def nc2(h: object, y: object) -> dict[str, float]:
@@ -119,6 +137,9 @@ def nc2(h: object, y: object) -> dict[str, float]:
     stats = class_stats(h, y)
     m = stats.means - stats.global_mean  # (C, d)
     c = stats.n_classes
+    if c > NC2_MAX_CLASSES:
+        raise ValueError(f"{c} classes exceed NC2_MAX_CLASSES={NC2_MAX_CLASSES}; "
+                         "use a coarser level or one position of it")
     norms = np.linalg.norm(m, axis=1)  # (C,)
     if np.any(norms == 0):
         raise ValueError("a class mean equals the global mean; NC2 cosines undefined")
@@ -145,4 +166,4 @@ def separation_he_su(h: object, y: object, *, weighting: str = "samples") -> flo
     ``D = C * NC1``. In well-trained nets log D falls linearly with depth.
     """
     stats = class_stats(h, y)
-    return _trace_pinv_product(stats.sigma_w, _between(stats, weighting))
+    return _trace_within_pinv_between(stats, weighting)

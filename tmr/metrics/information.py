@@ -116,22 +116,31 @@ def knn_mi_discrete_levels(h: object, ys: Sequence[object], *, k: int = 3,
         n_y = counts[lab]  # (n,) class size of each point
         keep = n_y >= 2
         k_i = np.minimum(k, n_y - 1)  # (n,)
-        prepared.append((lab, n_y, keep, k_i, np.zeros(n, dtype=np.int64)))
+        order = np.argsort(lab, kind="stable")  # (n,) members of each class, ascending
+        starts = np.concatenate([[0], np.cumsum(counts)])  # (C+1,)
+        prepared.append((lab, n_y, keep, k_i, np.zeros(n, dtype=np.int64), order, starts))
 
-    kk = min(k, n - 1)
     for rows, d2 in sq_distance_blocks(arr):
-        idx = np.arange(rows.start, rows.stop)
-        for lab, _, keep, k_i, m in prepared:
-            same = lab[None, :] == lab[rows, None]  # (b, n)
-            within = np.where(same, d2, np.inf)
-            within[idx - rows.start, idx] = np.inf
-            kth = np.partition(within, list(range(kk)), axis=1)[:, :kk]  # (b, kk) sorted
-            r2 = kth[np.arange(len(idx)), np.clip(k_i[rows] - 1, 0, kk - 1)]  # (b,)
-            inside = (d2 <= r2[:, None]) & keep[None, :]
+        for lab, _, keep, _, m, order, starts in prepared:
+            r2 = np.full(rows.stop - rows.start, np.inf)  # (b,) squared k-NN radius
+            rows_lab = lab[rows]
+            for c in np.unique(rows_lab):
+                members = order[starts[c]:starts[c + 1]]  # (n_c,) ascending indices
+                kc = min(k, members.shape[0] - 1)
+                if kc < 1:
+                    continue  # singleton class: dropped below
+                local = np.nonzero(rows_lab == c)[0]  # (b_c,)
+                sub = d2[np.ix_(local, members)]  # (b_c, n_c) within-class distances
+                sub[np.arange(local.shape[0]),
+                    np.searchsorted(members, rows.start + local)] = np.inf  # not itself
+                r2[local] = np.partition(sub, kc - 1, axis=1)[:, kc - 1]
+            inside = d2 <= r2[:, None]  # (b, n)
             m[rows] = inside.sum(axis=1) - 1  # minus the point itself
+            if not keep.all():
+                m[rows] -= inside[:, ~keep].sum(axis=1)  # singletons are not in the data
 
     out = []
-    for _, n_y, keep, k_i, m in prepared:
+    for _, n_y, keep, k_i, m, _, _ in prepared:
         if not keep.any():
             out.append(float("nan"))
             continue
