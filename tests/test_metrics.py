@@ -316,3 +316,24 @@ def test_bad_inputs_raise_clear_errors():
                            np.arange(10) % 2, weighting="bogus")
     with pytest.raises(TypeError, match="integer"):
         M.knn_mi_discrete(h, np.zeros(10))
+
+
+# ---------------------------------------------------------------- paper-000 claims
+
+def test_geometric_decay_is_fit_exactly_and_claims_hold():
+    depth = np.arange(6)
+    rows = M.paper000_claims({
+        "effective_rank": 50 - 5 * depth, "separation": 3.0 * 0.5**depth,
+        "mi_label": np.log(1 + depth), "mi_input": [5, 5, 4, 3, 2, 1]})
+    by_claim = {r["claim"]: r for r in rows}
+    assert by_claim[7]["ratio"] == pytest.approx(0.5, rel=1e-12)
+    assert by_claim[7]["r2"] == pytest.approx(1.0, abs=1e-12)
+    assert all(r["holds"] for r in rows)
+    assert by_claim[6]["strict"] is False  # a flat step is not strict, but the trend holds
+    assert 4 not in by_claim  # intrinsic dimension not given
+
+
+def test_claims_fail_for_increasing_or_non_geometric_values():
+    rows = M.paper000_claims({"effective_rank": [1, 2, 3, 4], "separation": [4, 1, 4, 1]})
+    assert not any(r["holds"] for r in rows)
+    assert M.geometric_fit([1.0, -1.0])["holds"] is False

@@ -13,10 +13,12 @@ rank                   jacobian_rank, numerical_rank, effective_rank,
 intrinsic_dim          twonn
 similarity             linear_cka, cka_onehot, rsa_tree, tree_distance
 sensitivity            relative_change, synonym_sensitivity
+claims                 monotone_trend, geometric_fit, paper000_claims
 =====================  ====================================================
 """
 
 from tmr.metrics._common import level_labels
+from tmr.metrics.claims import geometric_fit, monotone_trend, paper000_claims
 from tmr.metrics.collapse import class_stats, nc1, nc2, rnc1, separation_he_su
 from tmr.metrics.information import (
     binned_mi,
@@ -45,6 +47,7 @@ __all__ = [
     "cka_onehot",
     "class_stats",
     "effective_rank",
+    "geometric_fit",
     "input_mi_discrete",
     "jacobian_rank",
     "jacobian_singular_values",
@@ -53,9 +56,11 @@ __all__ = [
     "ksg_mi",
     "level_labels",
     "linear_cka",
+    "monotone_trend",
     "nc1",
     "nc2",
     "numerical_rank",
+    "paper000_claims",
     "participation_ratio",
     "plugin_mi",
     "probe_mi_bound",
