@@ -113,3 +113,16 @@ def knn_distances(h: np.ndarray, k: int) -> np.ndarray:
         part = np.partition(d2, k - 1, axis=1)[:, :k]  # (b, k)
         out[rows] = np.sqrt(np.sort(part, axis=1))
     return out
+
+
+def subsample_rows(n: int, max_samples: int | None, rng: int | None) -> np.ndarray | None:
+    """Sorted indices of ``max_samples`` of ``n`` rows drawn without replacement, or None.
+
+    For the O(n^2 d) k-NN estimators: None (keep all) when ``max_samples`` is None
+    or at least ``n``.
+    """
+    if max_samples is None or max_samples >= n:
+        return None
+    if max_samples < 3:
+        raise ValueError(f"max_samples={max_samples} must be at least 3 (or None for all)")
+    return np.sort(np.random.default_rng(rng).choice(n, size=max_samples, replace=False))

@@ -28,6 +28,7 @@ from tmr.metrics._common import (
     entropy_of_ids,
     row_ids,
     sq_distance_blocks,
+    subsample_rows,
 )
 
 __all__ = [
@@ -59,7 +60,8 @@ def plugin_mi(a: np.ndarray, b: np.ndarray) -> float:
     return entropy_of_ids(ai) + entropy_of_ids(bi) - entropy_of_ids(ji.reshape(-1))
 
 
-def knn_mi_discrete(h: object, y: object, *, k: int = 3, dedup: bool = True) -> float:
+def knn_mi_discrete(h: object, y: object, *, k: int = 3, dedup: bool = True,
+                    max_samples: int | None = None, rng: int | None = 0) -> float:
     """I(H;Y) for continuous H and discrete Y by k-NN (Ross 2014, eq. 2).
 
     ``I = psi(N) - <psi(N_y)> + <psi(k)> - <psi(m)>``: for each point, ``d`` is the
@@ -83,21 +85,30 @@ def knn_mi_discrete(h: object, y: object, *, k: int = 3, dedup: bool = True) -> 
         y: ``(n_samples,)`` labels or a level ``(n_samples, ...)`` (rows are values).
         k: neighbours (Kraskov et al. recommend 2-4).
         dedup: drop repeated (h, y) rows first.
+        max_samples: estimate on this many rows drawn with ``rng`` (None: all);
+            the cost is quadratic in the rows used.
     """
-    return knn_mi_discrete_levels(h, [y], k=k, dedup=dedup)[0]
+    return knn_mi_discrete_levels(h, [y], k=k, dedup=dedup, max_samples=max_samples,
+                                  rng=rng)[0]
 
 
 def knn_mi_discrete_levels(h: object, ys: Sequence[object], *, k: int = 3,
-                           dedup: bool = True) -> list[float]:
+                           dedup: bool = True, max_samples: int | None = None,
+                           rng: int | None = 0) -> list[float]:
     """:func:`knn_mi_discrete` for several label arrays, sharing one pass of distances.
 
-    Deduplication (if asked) is on rows of (h, all labels) jointly.
+    Deduplication (if asked) is on rows of (h, all labels) jointly, after the
+    optional subsample of ``max_samples`` rows.
     """
     arr = as_features(h)
     if isinstance(k, bool) or int(k) != k or k < 1:
         raise ValueError(f"k={k!r} must be a positive integer (typically 3)")
     k = int(k)
     labels = [check_labels(y, arr.shape[0], f"ys[{i}]") for i, y in enumerate(ys)]
+    sub = subsample_rows(arr.shape[0], max_samples, rng)
+    if sub is not None:
+        arr = arr[sub]
+        labels = [lab[sub] for lab in labels]
     if not labels:
         return []
     if dedup:
