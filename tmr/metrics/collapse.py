@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tmr.metrics._common import as_features, check_labels
+from tmr.metrics._common import as_features, check_labels, class_sums
 
 __all__ = [
     "ClassStats",
@@ -61,8 +61,7 @@ def class_stats(h: object, y: object) -> ClassStats:
     if counts.shape[0] < 2:
         raise ValueError("need at least 2 classes for collapse / separation metrics; "
                          f"got {counts.shape[0]}")
-    sums = np.zeros((counts.shape[0], arr.shape[1]))  # (C, d)
-    np.add.at(sums, lab, arr)
+    sums = class_sums(arr, lab, counts.shape[0])  # (C, d)
     means = sums / counts[:, None]  # (C, d)
     resid = arr - means[lab]  # (n, d)
     return ClassStats(means=means, counts=counts, global_mean=arr.mean(axis=0),

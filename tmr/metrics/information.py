@@ -226,9 +226,12 @@ def _bin_ids(h: np.ndarray, n_bins: int, value_range: tuple[float, float] | None
     lo, hi = (float(h.min()), float(h.max())) if value_range is None else value_range
     if not hi > lo:
         hi = lo + 1.0  # constant layer: a single bin
-    edges = np.linspace(lo, hi, int(n_bins) + 1)[1:-1]  # (n_bins-1,) inner edges
-    codes = np.digitize(h, edges)  # (n, d) in 0..n_bins-1
-    return row_ids(codes)
+    # equal-width bins by arithmetic (np.digitize's search is ~20x slower); values
+    # outside value_range fall in the end bins
+    scaled = (h - lo) * (int(n_bins) / (hi - lo))  # (n, d)
+    codes = np.clip(np.floor(scaled), 0, int(n_bins) - 1)  # (n, d) in 0..n_bins-1
+    small = np.uint8 if n_bins <= 256 else np.uint16 if n_bins <= 65536 else np.int64
+    return row_ids(codes.astype(small))
 
 
 def binned_mi(h: object, y: object, *, n_bins: int,

@@ -15,7 +15,7 @@ import numpy as np
 from scipy import stats as sps
 from scipy.spatial.distance import pdist
 
-from tmr.metrics._common import as_features, check_labels
+from tmr.metrics._common import as_features, check_labels, class_sums
 
 __all__ = ["cka_onehot", "linear_cka", "rsa_tree", "tree_distance"]
 
@@ -107,8 +107,7 @@ def cka_onehot(h: object, y: object, *, unbiased: bool = True) -> float:
     lab = check_labels(y, f.shape[0])
     f = f - f.mean(axis=0)
     n = f.shape[0]
-    sums = np.zeros((int(lab.max()) + 1, f.shape[1]))  # (C, d)
-    np.add.at(sums, lab, f)
+    sums = class_sums(f, lab, int(lab.max()) + 1)  # (C, d)
     gf, gl = _gram_dense(f), _gram_onehot(lab)
     cross = float((sums**2).sum())
     return _cka(_hsic(gf, gl, cross, n, unbiased), _hsic(gf, gf, gf.self_fro2, n, unbiased),
