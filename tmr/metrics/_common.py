@@ -85,6 +85,16 @@ def row_ids(a: np.ndarray) -> np.ndarray:
     return ids.reshape(-1).astype(np.int64)
 
 
+def first_of_distinct_rows(a: np.ndarray) -> np.ndarray:
+    """Ascending indices ``(n_distinct,)`` of the first occurrence of each distinct row."""
+    flat = np.ascontiguousarray(a.reshape(a.shape[0], -1))
+    if np.issubdtype(flat.dtype, np.floating):
+        flat = flat + 0.0  # -0.0 -> 0.0
+    rows = flat.view(np.dtype((np.void, flat.dtype.itemsize * flat.shape[1]))).reshape(-1)
+    _, first = np.unique(rows, return_index=True)
+    return np.sort(first)
+
+
 def class_sums(values: np.ndarray, ids: np.ndarray, n_classes: int) -> np.ndarray:
     """Per-class sums ``(n_classes, d)`` of ``values`` ``(n, d)``: a sparse one-hot product
     (much faster than ``np.add.at``)."""

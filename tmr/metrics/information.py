@@ -26,6 +26,7 @@ from tmr.metrics._common import (
     as_features,
     check_labels,
     entropy_of_ids,
+    first_of_distinct_rows,
     row_ids,
     sq_distance_blocks,
     subsample_rows,
@@ -113,8 +114,7 @@ def knn_mi_discrete_levels(h: object, ys: Sequence[object], *, k: int = 3,
         return []
     if dedup:
         joint = np.concatenate([arr, np.stack(labels, axis=1).astype(np.float64)], axis=1)
-        _, first = np.unique(joint, axis=0, return_index=True)
-        first = np.sort(first)
+        first = first_of_distinct_rows(joint)
         arr = arr[first]
         labels = [lab[first] for lab in labels]
     n = arr.shape[0]

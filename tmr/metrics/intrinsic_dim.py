@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from tmr.metrics._common import as_features, knn_distances, subsample_rows
+from tmr.metrics._common import (
+    as_features,
+    first_of_distinct_rows,
+    knn_distances,
+    subsample_rows,
+)
 
 __all__ = ["twonn"]
 
@@ -33,7 +38,8 @@ def twonn(h: object, *, method: str = "fit", discard: float = TWONN_DISCARD,
     (cost O(n^2 d) in the rows used above 16 dimensions; a subsample probes a
     coarser scale, which Facco et al. use on purpose to test scale dependence).
     """
-    arr = np.unique(as_features(h), axis=0)  # (n_distinct, d)
+    arr = as_features(h)
+    arr = arr[first_of_distinct_rows(arr)]  # (n_distinct, d)
     sub = subsample_rows(arr.shape[0], max_samples, rng)
     if sub is not None:
         arr = arr[sub]
