@@ -41,7 +41,8 @@ def test_table_round_trips_with_the_probe_columns(run_dir):
 def test_claims_from_saved_rows_see_collapse_towards_the_root(run_dir):
     claims = {c["claim"]: c for c in claims_from_rows(read_table(run_dir / "layer_metrics.csv"))}
     # interpolating towards the root class code lowers rank and separation D
-    assert claims[3]["holds"] and claims[7]["spearman"] > 0.8
+    assert claims[3]["holds"]
+    assert float(claims[7]["spearman"]) > 0.8  # type: ignore[arg-type]
 
 
 def test_report_writes_self_contained_html_and_markdown(run_dir, tmp_path):
