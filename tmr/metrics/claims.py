@@ -1,0 +1,103 @@
+"""Does a run satisfy paper 000's layer-wise claims (3)-(7)? Verdicts from per-layer values.
+
+Paper 000 claims, per layer i of a trained network: effective rank decreases (3),
+intrinsic dimension decreases (4), I(S_i;Y) increases (5), I(S_i;X) decreases (6),
+He & Su separation D decreases geometrically (7), i.e. log D is linear in depth
+(He & Su 2023). These functions take the per-layer values already computed (a
+report draws them from saved tables) and return numbers, not only yes/no.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from scipy import stats as sps
+
+# per-layer values: a list, tuple or 1-D array of floats
+Values = Sequence[float] | np.ndarray
+
+__all__ = ["CLAIMS", "geometric_fit", "monotone_trend", "paper000_claims"]
+
+# A trend "holds" when the rank correlation with depth has the claimed sign and
+# |rho| >= MONOTONE_MIN_RHO (allows one small inversion in 6 layers: rho = 0.94).
+MONOTONE_MIN_RHO = 0.8
+# A geometric decay "holds" when log values are fit by a line of negative slope
+# with R^2 >= GEOMETRIC_MIN_R2 (He & Su report R^2 > 0.9 in trained nets).
+GEOMETRIC_MIN_R2 = 0.9
+
+# (claim number, metric key, direction, statement)
+CLAIMS: tuple[tuple[int, str, int, str], ...] = (
+    (3, "effective_rank", -1, "effective rank decreases with depth"),
+    (4, "intrinsic_dim", -1, "intrinsic dimension (TwoNN) decreases with depth"),
+    (5, "mi_label", +1, "I(S_i;Y) increases with depth"),
+    (6, "mi_input", -1, "I(S_i;X) decreases with depth"),
+    (7, "separation", -1, "separation D decreases geometrically with depth"),
+)
+
+
+def _values(values: Values) -> np.ndarray:
+    v = np.asarray(values, dtype=np.float64).reshape(-1)  # (n_layers,)
+    if v.shape[0] < 2:
+        raise ValueError(f"need values at >= 2 layers; got {v.shape[0]}")
+    return v
+
+
+def monotone_trend(values: Values, direction: int) -> dict[str, float | bool]:
+    """Trend of per-layer values against depth in ``direction`` (+1 up, -1 down).
+
+    Returns ``spearman`` (rank correlation with depth, times ``direction`` so that
+    +1 means perfectly as claimed), ``strict`` (every step goes the claimed way),
+    ``frac_steps`` (fraction of consecutive steps that do) and ``holds``
+    (``spearman >= MONOTONE_MIN_RHO``). NaN values make ``holds`` False.
+    """
+    if direction not in (-1, 1):
+        raise ValueError(f"direction={direction} must be +1 (increase) or -1 (decrease)")
+    v = _values(values)
+    steps = np.diff(v) * direction  # (n_layers - 1,)
+    if not np.all(np.isfinite(v)) or np.ptp(v) == 0:
+        rho = float("nan")
+    else:
+        rho = float(sps.spearmanr(np.arange(v.shape[0]), v).statistic) * direction
+    return {"spearman": rho, "strict": bool(np.all(steps > 0)),
+            "frac_steps": float(np.mean(steps > 0)),
+            "holds": bool(np.isfinite(rho) and rho >= MONOTONE_MIN_RHO)}
+
+
+def geometric_fit(values: Values) -> dict[str, float | bool]:
+    """Least-squares fit ``log v_i = a + b i`` over layers i = 0, 1, ...
+
+    Returns ``ratio = exp(b)`` (per-layer factor; < 1 is decay), ``r2`` of the fit
+    in log space, and ``holds`` (``ratio < 1`` and ``r2 >= GEOMETRIC_MIN_R2``).
+    Non-positive values cannot be fit and give NaN.
+    """
+    v = _values(values)
+    if np.any(~np.isfinite(v)) or np.any(v <= 0):
+        return {"ratio": float("nan"), "r2": float("nan"), "holds": False}
+    depth = np.arange(v.shape[0], dtype=np.float64)
+    fit = sps.linregress(depth, np.log(v))
+    r2 = float(fit.rvalue**2) if np.ptp(np.log(v)) > 0 else 0.0
+    ratio = float(np.exp(fit.slope))
+    return {"ratio": ratio, "r2": r2, "holds": bool(ratio < 1 and r2 >= GEOMETRIC_MIN_R2)}
+
+
+def paper000_claims(per_layer: Mapping[str, Values]) -> list[dict[str, object]]:
+    """One row per claim (3)-(7) whose metric is in ``per_layer`` (layers in depth order).
+
+    Keys: ``effective_rank``, ``intrinsic_dim``, ``mi_label``, ``mi_input``,
+    ``separation``. Each row: claim, statement, metric, values, the monotone
+    trend numbers, the geometric fit (claim 7 uses it for ``holds``), and ``holds``.
+    """
+    rows: list[dict[str, object]] = []
+    for number, key, direction, statement in CLAIMS:
+        if key not in per_layer:
+            continue
+        values = _values(per_layer[key])
+        trend = monotone_trend(values, direction)
+        row: dict[str, object] = {"claim": number, "statement": statement, "metric": key,
+                                  "values": [float(x) for x in values], **trend}
+        if number == 7:
+            fit = geometric_fit(values)
+            row.update(ratio=fit["ratio"], r2=fit["r2"], holds=bool(fit["holds"]))
+        rows.append(row)
+    return rows

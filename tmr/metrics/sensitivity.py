@@ -1,0 +1,69 @@
+"""Sensitivity of a layer to synonym exchange below a latent level.
+
+Cagnetta, Petrini, Tomasini, Favero & Wyart (PRX 2024) measure how much a
+representation changes when the rules below level l are redrawn with level l
+fixed (the surface changes, the meaning at level l does not), relative to the
+change between two unrelated inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from generators import _rng
+from tmr.metrics._common import as_features
+
+__all__ = ["relative_change", "synonym_sensitivity"]
+
+
+def relative_change(h: object, h_resampled: object, *, rng: _rng.RNGLike = 0) -> float:
+    """S = <|h(x) - h(x')|^2> / <|h(x) - h(y)|^2>.
+
+    ``h`` and ``h_resampled`` are ``(n, d)`` activations of the same samples
+    before and after the intervention; the denominator pairs each sample with a
+    random other sample (a derangement drawn with ``rng``). S = 0: the layer is
+    invariant to the intervention; S ~ 1: it changes as much as for an unrelated
+    input. Caveat: S is a ratio of means, not a mean of ratios.
+    """
+    a = as_features(h, "h")
+    b = as_features(h_resampled, "h_resampled")
+    if a.shape != b.shape:
+        raise ValueError(f"h {a.shape} and h_resampled {b.shape} must have equal shapes")
+    n = a.shape[0]
+    gen = _rng.as_generator(rng)
+    shift = gen.integers(1, n, size=n)  # (n,) never 0, so partner != self
+    partner = (np.arange(n) + shift) % n
+    num = float(((a - b) ** 2).sum(axis=1).mean())
+    den = float(((a - a[partner]) ** 2).sum(axis=1).mean())
+    return num / den if den > 0 else float("nan")
+
+
+def synonym_sensitivity(layer_fn: Callable[[np.ndarray], Any], sample: Any, level: int, *,
+                        resample: Callable[..., Any] | None = None,
+                        rng: _rng.RNGLike = 0) -> Any:
+    """Relative change of a layer when the surface below ``level`` is redrawn.
+
+    ``layer_fn`` maps inputs ``sample.x`` ``(n, ...)`` to activations ``(n, d)``
+    or a dict ``{site: (n, d)}``; ``resample(world, sample, level, rng=...)`` is
+    the generator's intervention that keeps levels ``0..level`` and redraws the
+    rest (default: :func:`generators.rhm.resample_below` for an RHM sample).
+    Returns :func:`relative_change` as a float, or a dict per site.
+    """
+    if resample is None:
+        from generators import rhm
+
+        if not isinstance(sample.world, rhm.World):
+            raise TypeError(f"no default intervention for {type(sample.world).__name__}; "
+                            "pass resample=<generator>.resample_below")
+        resample = rhm.resample_below
+    seeds = _rng.as_seed_sequence(rng).spawn(2)
+    other = resample(sample.world, sample, level, rng=np.random.default_rng(seeds[0]))
+    before, after = layer_fn(sample.x), layer_fn(other.x)
+    if isinstance(before, dict):
+        return {site: relative_change(before[site], after[site],
+                                      rng=np.random.default_rng(seeds[1]))
+                for site in before}
+    return relative_change(before, after, rng=np.random.default_rng(seeds[1]))
