@@ -272,9 +272,9 @@ def coarse_grain_run(run_dir: str | Path, *, site: str, scheme: str, budget: flo
     import torch
 
     from tmr import io
-    from tmr.hooks import run_with_cache  # type: ignore[import-not-found]
+    from tmr.hooks import run_with_cache
     from tmr.rg.spectral import model_forward
-    from tmr.train import load_run  # type: ignore[import-not-found]
+    from tmr.train import load_run
 
     model, _, data_path = load_run(run_dir, step=step)
     model.eval()
