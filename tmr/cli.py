@@ -238,13 +238,17 @@ def coarse_grain(
     split: Annotated[str, typer.Option(help="data split")] = "test",
     out: Annotated[Path | None, typer.Option(help="output dir (default RUN_DIR/coarse_grain/...)")]
     = None,
+    ks: Annotated[str | None, typer.Option(
+        help="kept-mode counts of the faithfulness curve, e.g. 0,1,2,4,8,16 "
+             "(default: powers of 2 and the budget cutoff)")] = None,
 ) -> None:
     """Spectral coarse-graining of a site: spectrum, kept modes, faithfulness per level."""
     try:
         from tmr.rg.report import coarse_grain_run
 
+        k_list = None if ks is None else [int(k) for k in ks.split(",") if k.strip()]
         rep = coarse_grain_run(run_dir, site=site, scheme=scheme, budget=budget, out_dir=out,
-                               n_samples=n_samples, split=split)
+                               n_samples=n_samples, split=split, ks=k_list)
     except ImportError as e:
         fail(f"coarse-grain needs the training run loader (tmr.train, tmr.hooks): {e}")
     except (ValueError, FileNotFoundError) as e:
