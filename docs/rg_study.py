@@ -92,12 +92,14 @@ def _plot(results: dict, levels: list[str], scheme: str, img: Path, budget: floa
         ax.text(max(rep.k, 1), 1.02, f"k={rep.k} ({budget:g} budget)", fontsize=7,
                 ha="center")
         ax.set_xscale("symlog", linthresh=1)
+        ax.set_xlim(0, ks.max() * 1.1)
         ax.set_xlabel(f"kept {scheme} modes k (of {rep.summary['n_site_modes']})")
         ax.set_title(site, fontsize=9)
         ax.set_ylim(-0.05, 1.08)
     axes[0].set_ylabel("probe selectivity / accuracy")
-    axes[-1].legend(fontsize=7, loc="center right")
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=len(labels))
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(img / f"rg_study_{scheme}_faithfulness.png", dpi=120)
     plt.close(fig)
     fig, axes = plt.subplots(len(SITES), 1, figsize=(7.5, 1.1 + 0.45 * len(levels) * len(SITES)))
@@ -127,9 +129,8 @@ def _table(results: dict, levels: list[str], budget: float) -> None:
         rep, spec, faith = results[site]
         ks = np.array([int(float(r["k"])) for r in faith])
         acc = {int(float(r["k"])): float(r["accuracy"]) for r in faith}
-        k_b = max(k for k in ks if k <= rep.k)
         row = [site, str(rep.summary["d"]), str(rep.k), f"{acc[int(ks[0])]:.3f}",
-               f"{acc[k_b]:.3f} (k={k_b})"]
+               f"{acc[rep.k]:.3f}"]
         for lev in levels:
             sel = np.array([float(r[f"probe:{lev}"]) for r in faith])
             kd = k_drop(ks, sel)

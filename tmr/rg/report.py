@@ -110,8 +110,8 @@ def coarse_grain_site(
             full output, task accuracy when ``target`` is given).
         input_keys: the inputs ``(n, ...)``; when given, probe columns are selectivities
             (accuracy minus control-task accuracy), otherwise held-out accuracies.
-        ks: kept-mode counts of the faithfulness curve (default r, …, 4, 2, 1, 0 and the
-            budget cutoff); counts above the site's r modes are dropped.
+        ks: kept-mode counts of the faithfulness curve (default r, …, 4, 2, 1, 0); the
+            budget cutoff is always added, counts outside [0, r] are dropped.
     """
     if scheme not in SCHEMES:
         raise ValueError(f"scheme={scheme!r}: use one of {SCHEMES}")
@@ -183,9 +183,8 @@ def coarse_grain_site(
               else ridge_probe_accuracy)
     r_site = basis.shape[1]
     ladder = (_ladder(r_site, k_site) if ks is None
-              else sorted({int(k) for k in ks if 0 <= int(k) <= r_site}, reverse=True))
-    if not ladder:
-        raise ValueError(f"ks={list(ks or [])} has no count in [0, {r_site}]")
+              else sorted({k_site, *(int(k) for k in ks if 0 <= int(k) <= r_site)},
+                          reverse=True))
     rows = faithfulness_curve(np.asarray(h), basis, mean, ladder,
                               forward=forward, observables=observables, levels=levels,
                               probe_score=scorer)
