@@ -88,8 +88,9 @@ def _plot(results: dict, levels: list[str], scheme: str, img: Path, budget: floa
             ax.plot(ks, [float(r[f"probe:{lev}"]) for r in faith], "o-", ms=3, color=col,
                     label=f"{lev} selectivity")
         ax.plot(ks, [float(r["accuracy"]) for r in faith], "k--", lw=1, label="task accuracy")
-        ax.axvline(max(rep.k, 1), color="grey", lw=0.8, ls=":")
-        ax.text(max(rep.k, 1), 1.02, f"k={rep.k} ({budget:g} budget)", fontsize=7,
+        k_site = rep.summary["k_site"]
+        ax.axvline(max(k_site, 1), color="grey", lw=0.8, ls=":")
+        ax.text(max(k_site, 1), 1.02, f"k={rep.k} ({budget:g} budget)", fontsize=7,
                 ha="center")
         ax.set_xscale("symlog", linthresh=1)
         ax.set_xlim(0, ks.max() * 1.1)
@@ -129,8 +130,9 @@ def _table(results: dict, levels: list[str], budget: float) -> None:
         rep, spec, faith = results[site]
         ks = np.array([int(float(r["k"])) for r in faith])
         acc = {int(float(r["k"])): float(r["accuracy"]) for r in faith}
+        k_site = rep.summary["k_site"]  # kernel cutoffs can exceed the site's modes
         row = [site, str(rep.summary["d"]), str(rep.k), f"{acc[int(ks[0])]:.3f}",
-               f"{acc[rep.k]:.3f}"]
+               f"{acc[k_site]:.3f}"]
         for lev in levels:
             sel = np.array([float(r[f"probe:{lev}"]) for r in faith])
             kd = k_drop(ks, sel)
