@@ -303,15 +303,25 @@ def _meta(world: World, ss: np.random.SeedSequence | None, replacement: bool) ->
     }
 
 
-def _draw_block(world: World, ss: np.random.SeedSequence, b: int) -> tuple[np.ndarray, np.ndarray]:
-    """Roots (bs,) and rule indices (bs, n_nodes) of block ``b``: roots first, then rules."""
+def _draw_block(world: World, ss: np.random.SeedSequence, b: int,
+                cache: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Roots (bs,) and rule indices (bs, n_nodes) of block ``b``: roots first, then rules.
+    ``cache`` keeps the last block drawn, so chunks smaller than a block do not
+    redraw it."""
+    if cache is not None and b in cache:
+        return cache[b]
     gen = _rng.block_generator(ss, b)
     roots = _draw_roots(world, gen, _rng.BLOCK_SIZE)
-    return roots, _draw_rules(world, gen, (_rng.BLOCK_SIZE, world.n_nodes))
+    out = roots, _draw_rules(world, gen, (_rng.BLOCK_SIZE, world.n_nodes))
+    if cache is not None:
+        cache.clear()
+        cache[b] = out
+    return out
 
 
 def _sample_range(world: World, ss: np.random.SeedSequence, start: int, stop: int,
-                  select: np.ndarray | None = None) -> tuple[list[np.ndarray], np.ndarray]:
+                  select: np.ndarray | None = None,
+                  cache: dict | None = None) -> tuple[list[np.ndarray], np.ndarray]:
     """All levels (root first) and rule indices (n, n_nodes) of stream samples
     ``[start, stop)``, or only of the sorted stream indices ``select`` in that range.
 
@@ -329,7 +339,7 @@ def _sample_range(world: World, ss: np.random.SeedSequence, start: int, stop: in
         if select is not None:
             a, z = np.searchsorted(select, [b * bs + lo, b * bs + hi])
             rows = select[a:z] - b * bs
-        block_roots, block_rules = _draw_block(world, ss, b)
+        block_roots, block_rules = _draw_block(world, ss, b, cache)
         roots, block_rules = block_roots[rows].reshape(-1, 1), block_rules[rows]
         out_rows = slice(at, at + len(roots))
         rules[out_rows] = block_rules
@@ -358,9 +368,11 @@ def iter_chunks(world: World, n_samples: int, *, rng: _rng.RNGLike = None,
     chunk_size = _check_int("chunk_size", chunk_size, 1)
     ss = _rng.as_seed_sequence(rng)
     meta = _meta(world, ss, replacement)
+    cache: dict = {}
     if replacement:
         for start in range(0, n_samples, chunk_size):
-            levels, rules = _sample_range(world, ss, start, min(start + chunk_size, n_samples))
+            levels, rules = _sample_range(world, ss, start, min(start + chunk_size, n_samples),
+                                          cache=cache)
             yield _from_levels(world, levels, rules, meta)
         return
     p_max = n_distinct_inputs(world)
@@ -375,7 +387,8 @@ def iter_chunks(world: World, n_samples: int, *, rng: _rng.RNGLike = None,
     chosen = _first_distinct(world, n_samples, ss)  # sorted indices in the i.i.d. stream
     for start in range(0, n_samples, chunk_size):
         idx = chosen[start:start + chunk_size]
-        levels, rules = _sample_range(world, ss, int(idx[0]), int(idx[-1]) + 1, select=idx)
+        levels, rules = _sample_range(world, ss, int(idx[0]), int(idx[-1]) + 1, select=idx,
+                                      cache=cache)
         yield _from_levels(world, levels, rules, meta)
 
 

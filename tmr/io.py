@@ -152,8 +152,8 @@ def write_dataset(path: str | Path, cfg: DataConfig, *,
         meta: dict[str, Any] = {}
         for chunk in spec.iter_chunks(world, cfg.generator, n, seeds["data"], cfg.chunk_size):
             if done == 0:
-                meta = dict(chunk.meta)
                 _create(f, chunk, n)
+            meta = dict(chunk.meta)  # the last chunk's: running statistics cover the draw
             _put(f, chunk, done)
             done += len(chunk)
             if progress is not None:

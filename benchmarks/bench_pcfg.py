@@ -1,0 +1,156 @@
+"""PCFG: sampling with full trees, inside-outside throughput, exact next-token distributions.
+
+    python benchmarks/bench_pcfg.py [--n 65536] [--repeats 2] [--threads 1]
+
+Cases from issue 5:
+
+1. the layered cfg3-style preset (mean length 251, max_length 400), full trees
+   (spans, parents, rules, per-token ancestors at every depth);
+2. inside + outside + span posteriors on batches of length-30 sequences of a random
+   CNF grammar with 10 nonterminals;
+3. exact next-token distributions of every prefix of one layered sequence (lengths
+   100, 200, 400).
+
+Baselines, written here and measured in the same run: (1) a per-sequence Python
+sampler with an explicit stack that returns the string only (what public PCFG code
+does); (2) a per-sequence, per-span numpy CKY inside pass (no outside). BLAS is
+limited to ``--threads`` threads (1 = the issue's "one core"). Peak memory is the
+tracemalloc peak of one call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def _limit_threads(argv: list[str]) -> None:
+    n = "1"
+    if "--threads" in argv:
+        n = argv[argv.index("--threads") + 1]
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, n)
+
+
+_limit_threads(sys.argv)
+
+import time  # noqa: E402
+import tracemalloc  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from generators import pcfg  # noqa: E402
+from generators import pcfg_inference as inf  # noqa: E402
+from generators.pcfg_grammar import Grammar  # noqa: E402
+
+
+def baseline_sample(g: Grammar, n: int, seed: int, max_length: int) -> list[list[int]]:
+    """Strings only, one sequence at a time, explicit stack (rejection at max_length)."""
+    gen = np.random.default_rng(seed)
+    N = g.n_nonterminals
+    rules_of = [np.flatnonzero(g.rule_lhs == a) for a in range(N)]
+    cdf = [np.cumsum(g.rule_prob[r]) for r in rules_of]
+    rhs = [[int(c) for c in g.rule_rhs[r, :g.rule_len[r]]] for r in range(g.n_rules)]
+    out: list[list[int]] = []
+    while len(out) < n:
+        stack: list[int] = [0]
+        tokens: list[int] = []
+        while stack and len(tokens) <= max_length:
+            s = stack.pop()
+            if s >= N:
+                tokens.append(s - N)
+                continue
+            r = rules_of[s][min(int(np.searchsorted(cdf[s], gen.random())), len(cdf[s]) - 1)]
+            stack.extend(reversed(rhs[r]))
+        if len(tokens) <= max_length:
+            out.append(tokens)
+    return out
+
+
+def baseline_inside(g: Grammar, x: np.ndarray) -> np.ndarray:
+    """CKY inside probabilities one sequence and one span at a time (linear space)."""
+    t = inf.tables(g)
+    N = t.lex.shape[0]
+    P = t.pbin.reshape(N, N, N)  # [B, C, A]
+    out = []
+    for seq in x:
+        n = len(seq)
+        c = np.zeros((n + 1, n + 1, N))
+        for i in range(n):
+            c[i, i + 1] = t.ustar @ t.lex[:, seq[i]]
+        for w in range(2, n + 1):
+            for i in range(n - w + 1):
+                acc = np.zeros(N)
+                for k in range(i + 1, i + w):
+                    acc += np.einsum("b,c,bca->a", c[i, k], c[k, i + w], P)
+                c[i, i + w] = t.ustar @ acc
+        out.append(c[0, n, 0])
+    return np.array(out)
+
+
+def measure(fn, repeats: int) -> tuple[float, float]:
+    """(best wall seconds, peak MB of one call)."""
+    tracemalloc.start()
+    fn()
+    peak = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, peak
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n", type=int, default=65536, help="sequences per sampling draw")
+    ap.add_argument("--batch", type=int, default=2048, help="sequences per inference batch")
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="BLAS threads")
+    ap.add_argument("--lengths", default="100,200,400", help="next-token sequence lengths")
+    args = ap.parse_args()
+    print("| case | n | throughput | peak MB | baseline throughput | baseline peak MB | "
+          "speed-up |")
+    print("|---|---|---|---|---|---|---|")
+
+    layered = pcfg.make_world(preset="layered")
+    t, mem = measure(lambda: pcfg.sample(layered, args.n, rng=1, max_length=400), args.repeats)
+    s = pcfg.sample(layered, args.n, rng=1, max_length=400)
+    tokens = float(s.aux["lengths"].sum())
+    nb = 2000
+    tb, memb = measure(lambda: baseline_sample(layered, nb, 1, 400), 1)
+    print(f"| sample layered, full trees (mean length {tokens / args.n:.0f}) | {args.n} | "
+          f"{args.n / t:,.0f} seq/s, {tokens / t / 1e6:,.2f} M tokens/s | {mem:,.0f} | "
+          f"{nb / tb:,.0f} seq/s (strings only) | {memb:,.0f} | {(args.n / t) / (nb / tb):.1f}x |")
+
+    cnf = pcfg.make_world(preset="random_cnf", rng=0)
+    x = np.zeros((0, 30), int)
+    seed = 2
+    while len(x) < args.batch:  # length-30 strings of the grammar
+        smp = pcfg.sample(cnf, 16384, rng=seed, max_length=60, max_depth=60)
+        x = np.concatenate([x, smp.x[smp.aux["lengths"] == 30][:, :30].astype(int)])
+        seed += 1
+    x = x[:args.batch]
+    t, mem = measure(lambda: inf.span_posteriors(cnf, x), args.repeats)
+    ti, _ = measure(lambda: inf.log_prob(cnf, x), args.repeats)
+    nb = 8
+    tb, memb = measure(lambda: baseline_inside(cnf, x[:nb]), 1)
+    np.testing.assert_allclose(np.log(baseline_inside(cnf, x[:nb])), inf.log_prob(cnf, x[:nb]),
+                               rtol=1e-9)
+    print(f"| inside+outside+posteriors, length 30, {inf.tables(cnf).lex.shape[0]} "
+          f"nonterminals | {len(x)} | {len(x) / t:,.0f} seq/s (inside only {len(x) / ti:,.0f}) | "
+          f"{mem:,.0f} | {nb / tb:,.1f} seq/s (inside only) | {memb:,.1f} | "
+          f"{(len(x) / t) / (nb / tb):,.0f}x |")
+
+    for n in (int(v) for v in args.lengths.split(",")):
+        cand = s.x[s.aux["lengths"] >= n]
+        seq = cand[:1, :n].astype(int)
+        t, mem = measure(lambda q=seq: inf.next_token_distributions(layered, q), 1)
+        print(f"| next-token distributions, every prefix of one layered sequence, length {n} | "
+              f"1 | {t:.2f} s | {mem:,.0f} | - | - | - |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,390 @@
+"""Probabilistic context-free grammars with exact derivation trees (issue 5).
+
+Definitions: ``shared/docs/background.md`` §2.2. The world is a
+:class:`~generators.pcfg_grammar.Grammar` (a preset, a grammar file, or a random
+grammar); grammar parsing and checks live in :mod:`generators.pcfg_grammar`, presets
+in :mod:`generators.pcfg_presets`, exact inference in :mod:`generators.pcfg_inference`.
+
+Sampling is breadth first and vectorised over all trees of a block at once: every
+round expands the whole frontier (one rule draw per nonterminal by a search in the
+per-left-hand-side cumulative probabilities), so there is no Python recursion and
+the number of rounds is the tree depth. Nodes of one depth come out left to right;
+yield positions follow from subtree sizes (bottom-up sums) and sibling offsets
+(top-down exclusive cumulative sums).
+
+Returned arrays (``W`` = node width, ``T`` = token width, both fixed by the world and
+the limits so that chunks of a draw have equal shapes)::
+
+    x                   (n, T) terminal ids, padded with -1
+    levels[d]           (n, T) symbol code of each token's ancestor at depth d
+                        (root first; the token itself at its own depth; -1 deeper
+                        than the token and on padding). Codes: nonterminal i -> i,
+                        terminal j -> n_nonterminals + j.
+    aux["lengths"]      (n,)   number of tokens
+    aux["n_nodes"]      (n,)   number of tree nodes (terminals included)
+    aux["parent"]       (n, W) parent of each node (breadth-first order, root 0), -1
+                        for the root and padding
+    aux["rule"]         (n, W) rule id expanding each node, -1 for terminals/padding
+    aux["spans"]        (n, W, 4) start, end (exclusive), label code, depth
+
+Samples longer than ``max_length`` tokens or deeper than ``max_depth`` (root depth
+0) are rejected and redrawn (the law is the grammar's conditioned on the limits);
+the rejection rate is ``meta["rejection_rate"]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from generators import _rng
+from generators.base import HierarchicalSample, concat
+from generators.pcfg_grammar import Grammar, GrammarError
+from generators.pcfg_presets import build_world
+
+NAME = "pcfg"
+World = Grammar
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Parameters of a PCFG dataset (``make_world`` and ``sample`` keywords).
+
+    ``preset`` is one of :data:`generators.pcfg_presets.PRESETS`; ``grammar_file``
+    (text, .json or .toml) overrides it; ``params`` are the preset's keywords.
+    """
+
+    preset: str = "layered"
+    grammar_file: str | None = None
+    params: dict[str, Any] | None = None
+    allow_infinite: bool = False
+    max_length: int | None = None
+    max_depth: int | None = None
+
+
+def make_world(*, preset: str = "layered", grammar_file: str | None = None,
+               params: dict[str, Any] | None = None, allow_infinite: bool = False,
+               rng: _rng.RNGLike = None) -> Grammar:
+    """The grammar: ``grammar_file`` if given, else the ``preset`` built with
+    ``params`` (random presets draw from ``rng``)."""
+    return build_world(preset=preset, grammar_file=grammar_file, params=params,
+                       allow_infinite=allow_infinite, rng=rng)
+
+
+# ----------------------------------------------------------------------- widths
+
+def _signed_dtype(max_value: int) -> np.dtype:
+    for dt in (np.int8, np.int16, np.int32):
+        if max_value <= np.iinfo(dt).max:
+            return np.dtype(dt)
+    return np.dtype(np.int64)
+
+
+#: deepest level set implied by max_length alone (deeper needs an explicit max_depth)
+MAX_IMPLIED_DEPTH = 256
+
+
+@dataclasses.dataclass(frozen=True)
+class _Widths:
+    tokens: int
+    nodes: int
+    levels: int
+
+
+def _widths(g: Grammar, max_length: int | None, max_depth: int | None) -> _Widths:
+    """Fixed array widths: exact maxima for non-recursive grammars, else bounds from
+    the limits (a tree with ``L`` leaves has at most ``L - 1`` branching nodes and
+    unary runs of at most ``c`` nodes above each of its ``2L - 1`` other nodes)."""
+    if max_length is not None and (isinstance(max_length, bool) or max_length < 1):
+        raise ValueError(f"max_length={max_length} must be a positive integer or None")
+    if max_depth is not None and (isinstance(max_depth, bool) or max_depth < 1):
+        raise ValueError(f"max_depth={max_depth} must be a positive integer or None")
+    if max_length is not None and g.min_lengths[0] > max_length:
+        raise ValueError(f"max_length={max_length} is below the shortest string of grammar "
+                         f"{g.name!r} ({int(g.min_lengths[0])} tokens); raise it")
+    if not g.is_recursive:
+        tokens = int(g.max_length) if max_length is None else min(int(g.max_length), max_length)
+        nodes = int(g.max_nodes)
+        depth = int(g.max_depth) if max_depth is None else min(int(g.max_depth), max_depth)
+    else:
+        if max_length is None:
+            raise ValueError(f"grammar {g.name!r} is recursive (unbounded length): pass "
+                             "max_length so that every sample fits fixed-width arrays")
+        c = g.longest_unary_chain
+        tokens = max_length
+        nodes = (2 * max_length - 1) * (1 + c)
+        depth = (max_length - 1) + max_length * c
+        if max_depth is not None:
+            depth = min(depth, max_depth)
+        elif depth > MAX_IMPLIED_DEPTH:
+            raise ValueError(f"grammar {g.name!r} is recursive and max_length={max_length} "
+                             f"allows trees {depth} deep (one level array per depth): pass "
+                             f"max_depth (at most {MAX_IMPLIED_DEPTH} without asking)")
+    return _Widths(tokens=tokens, nodes=nodes, levels=depth + 1)
+
+
+# --------------------------------------------------------------------- sampling
+
+@dataclasses.dataclass
+class _Trees:
+    """Flat node arrays of accepted trees, breadth first, grouped by depth."""
+
+    sym: np.ndarray     # (n_nodes_total,) symbol code
+    owner: np.ndarray   # (n_nodes_total,) sample index (accepted samples, 0..n-1)
+    parent: np.ndarray  # (n_nodes_total,) global parent index, -1 at roots
+    rule: np.ndarray    # (n_nodes_total,) rule id, -1 at terminals
+    depth: np.ndarray   # (n_nodes_total,)
+    bounds: np.ndarray  # (n_depths + 1,) node index where each depth starts
+    n: int
+
+
+def _rule_keys(g: Grammar) -> np.ndarray:
+    """(n_rules,) ``lhs + cumulative probability within lhs`` (the last rule of
+    each lhs exactly ``lhs + 1``): ``searchsorted(keys, A + u, 'right')`` draws a
+    rule of ``A`` for ``u ~ U[0, 1)``."""
+    cum = np.zeros(g.n_rules)
+    for a in range(g.n_nonterminals):
+        sel = np.flatnonzero(g.rule_lhs == a)
+        c = np.cumsum(g.rule_prob[sel])
+        c /= c[-1]
+        cum[sel] = c
+    return g.rule_lhs + cum
+
+
+def _grow(g: Grammar, gen: np.random.Generator, n: int, max_length: int | None,
+          max_depth: int | None) -> tuple[_Trees, np.ndarray]:
+    """Grow ``n`` candidate trees breadth first; returns the accepted trees and
+    the (n,) acceptance mask."""
+    N = g.n_nonterminals
+    keys = _rule_keys(g)
+    rule_rhs, rule_len = g.rule_rhs, g.rule_len
+    alive = np.ones(n, bool)
+    n_term = np.zeros(n, np.int64)
+    sym = np.zeros(n, np.int32)
+    owner = np.arange(n, dtype=np.int64)
+    parent = np.full(n, -1, np.int64)
+    levels: list[tuple[np.ndarray, ...]] = []
+    offset = 0
+    depth = 0
+    while len(sym):
+        is_nt = sym < N
+        nt = np.flatnonzero(is_nt)
+        rule = np.full(len(sym), -1, np.int32)
+        levels.append((sym, owner, parent, rule))
+        if not len(nt):
+            break
+        if max_depth is not None and depth >= max_depth:
+            alive[owner[nt]] = False
+            break
+        r = np.searchsorted(keys, sym[nt] + gen.random(len(nt)), side="right").astype(np.int32)
+        rule[nt] = r
+        lens = rule_len[r]
+        kids = rule_rhs[r]                        # (n_nt, max_rule_len)
+        c_sym = kids[kids >= 0]                   # row-major: siblings contiguous, in order
+        c_owner = np.repeat(owner[nt], lens)
+        c_parent = np.repeat(offset + nt, lens)
+        if max_length is not None:
+            is_t = c_sym >= N
+            n_term += np.bincount(c_owner[is_t], minlength=n)
+            pending = np.bincount(c_owner[~is_t], minlength=n)
+            alive &= n_term + pending <= max_length  # each pending symbol yields >= 1 token
+            keep = alive[c_owner]
+            c_sym, c_owner, c_parent = c_sym[keep], c_owner[keep], c_parent[keep]
+        offset += len(sym)
+        sym, owner, parent = c_sym.astype(np.int32), c_owner, c_parent
+        depth += 1
+    sizes = np.array([len(lv[0]) for lv in levels])
+    flat = [np.concatenate([lv[k] for lv in levels]) for k in range(4)]
+    d = np.repeat(np.arange(len(levels)), sizes)
+    keep = alive[flat[1]]
+    new_id = np.cumsum(keep) - 1
+    bounds = np.concatenate([[0], np.cumsum(keep)[np.cumsum(sizes) - 1]]) if len(sizes) else \
+        np.zeros(1, np.int64)
+    sid = np.cumsum(alive) - 1
+    par = flat[2][keep]
+    par = np.where(par >= 0, new_id[np.maximum(par, 0)], -1)
+    trees = _Trees(sym=flat[0][keep], owner=sid[flat[1][keep]], parent=par, rule=flat[3][keep],
+                   depth=d[keep], bounds=bounds, n=int(alive.sum()))
+    return trees, alive
+
+
+def _layout(g: Grammar, t: _Trees, w: _Widths) -> dict[str, np.ndarray]:
+    """Spans, breadth-first local indices and padded per-sample arrays."""
+    N = g.n_nonterminals
+    n_tot = len(t.sym)
+    size = (t.sym >= N).astype(np.int64)
+    nb = len(t.bounds) - 1
+    for k in range(nb - 1, 0, -1):  # bottom-up subtree sizes (leaf counts)
+        lo, hi = t.bounds[k], t.bounds[k + 1]
+        plo, phi = t.bounds[k - 1], t.bounds[k]
+        if hi > lo:
+            size[plo:phi] += np.bincount(t.parent[lo:hi] - plo, weights=size[lo:hi],
+                                         minlength=phi - plo).astype(np.int64)
+    start = np.zeros(n_tot, np.int64)
+    for k in range(1, nb):  # top-down starts: parent start + earlier siblings' sizes
+        lo, hi = t.bounds[k], t.bounds[k + 1]
+        if hi == lo:
+            continue
+        p = t.parent[lo:hi]
+        sz = size[lo:hi]
+        excl = np.cumsum(sz) - sz
+        first = np.r_[True, p[1:] != p[:-1]]
+        grp = np.cumsum(first) - 1
+        start[lo:hi] = start[p] + excl - excl[first][grp]
+    counts = np.bincount(t.owner, minlength=t.n)
+    if counts.size and counts.max() > w.nodes:
+        raise RuntimeError(f"a tree has {counts.max()} nodes, more than the width {w.nodes}")
+    n = t.n
+    # per-sample breadth-first order = sort by owner (stable); padded rows are then
+    # filled in order through a boolean mask (sequential writes, no scatter)
+    order = np.argsort(t.owner, kind="stable")
+    local = np.empty(n_tot, np.int64)
+    local[order] = np.arange(n_tot) - np.repeat(np.cumsum(counts) - counts, counts)
+    fill = np.arange(w.nodes)[None, :] < counts[:, None]  # (n, W)
+    code_dt = _signed_dtype(N + g.n_terminals)
+    pos_dt = _signed_dtype(max(w.nodes, w.tokens, w.levels) + 1)
+    span_dt = pos_dt if code_dt.itemsize <= pos_dt.itemsize else code_dt
+
+    def padded(values: np.ndarray, dt: np.dtype) -> np.ndarray:
+        out = np.full((n, w.nodes), -1, dt)
+        out[fill] = values[order]
+        return out
+
+    parent = padded(np.where(t.parent >= 0, local[np.maximum(t.parent, 0)], -1), pos_dt)
+    rule = padded(t.rule, _signed_dtype(g.n_rules))
+    spans = np.full((4, n, w.nodes), -1, span_dt)
+    for k, col in enumerate((start, start + size, t.sym, t.depth)):
+        spans[k][fill] = col[order]
+    spans = np.ascontiguousarray(np.moveaxis(spans, 0, -1))  # (n, W, 4)
+    roots = np.flatnonzero(t.parent < 0)
+    lengths = np.zeros(n, np.int64)
+    lengths[t.owner[roots]] = size[roots]
+    tok_fill = np.arange(w.tokens)[None, :] < lengths[:, None]  # (n, T)
+    base = t.owner * w.tokens + start  # (n_tot,) flat token index of each node's first token
+    lv = np.full((w.levels, n, w.tokens), -1, code_dt)
+    n_tokens = int(lengths.sum())
+    for k in range(min(nb, w.levels)):  # depth k: nodes cover disjoint, increasing token runs
+        lo, hi = t.bounds[k], t.bounds[k + 1]
+        sz = size[lo:hi]
+        labels = np.repeat(t.sym[lo:hi], sz)
+        if labels.size == n_tokens:  # every token covered (always so in layered grammars)
+            lv[k][tok_fill] = labels
+        else:
+            first = np.repeat(base[lo:hi] - (np.cumsum(sz) - sz), sz)
+            lv[k].reshape(-1)[first + np.arange(first.size)] = labels
+    x = np.full((n, w.tokens), -1, _signed_dtype(g.n_terminals))
+    x[tok_fill] = 0
+    leaf_sym = lv.max(axis=0)  # the token itself has the largest code on its path
+    x[tok_fill] = leaf_sym[tok_fill] - N
+    return {"x": x, "levels": lv, "lengths": lengths.astype(pos_dt),
+            "n_nodes": counts.astype(pos_dt), "parent": parent, "rule": rule, "spans": spans}
+
+
+#: most candidate rounds per block before giving up (acceptance would be < 1/64)
+MAX_ROUNDS = 64
+
+
+def _block(g: Grammar, ss: np.random.SeedSequence, b: int, w: _Widths,
+           max_length: int | None, max_depth: int | None
+           ) -> tuple[dict[str, np.ndarray], int, int]:
+    """Block ``b``: the first ``BLOCK_SIZE`` accepted trees of its candidate stream
+    (drawn whole, so its bytes do not depend on chunking); returns the arrays, the
+    number of candidates drawn and the number accepted among them."""
+    gen = _rng.block_generator(ss, b)
+    bs = _rng.BLOCK_SIZE
+    parts: list[dict[str, np.ndarray]] = []
+    got = drawn = 0
+    size = bs
+    for _ in range(MAX_ROUNDS):
+        trees, _ = _grow(g, gen, size, max_length, max_depth)
+        drawn += size
+        parts.append(_layout(g, trees, w))
+        got += trees.n
+        if got >= bs:
+            break
+        # next round: the expected shortfall at the observed acceptance, with 10% + 64 spare
+        size = int(min(bs, (bs - got) * 1.1 * drawn / max(got, 1) + 64))
+    else:
+        raise RuntimeError(f"only {got} of {drawn} trees of grammar {g.name!r} met max_length="
+                           f"{max_length}, max_depth={max_depth}; raise the limits")
+    out = {k: np.concatenate([p[k] for p in parts], axis=1 if k == "levels" else 0)
+           for k in parts[0]}
+    return {k: (v[:, :bs] if k == "levels" else v[:bs]) for k, v in out.items()}, drawn, got
+
+
+def _meta(g: Grammar, ss: np.random.SeedSequence, max_length: int | None,
+          max_depth: int | None, drawn: int, accepted: int, w: _Widths) -> dict[str, Any]:
+    return {
+        "generator": NAME, "params": g.param_dict(), "grammar": g.to_text(),
+        "max_length": max_length, "max_depth": max_depth, "block_size": _rng.BLOCK_SIZE,
+        "seed_entropy": _rng.seed_entropy(ss),
+        "rejection_rate": 0.0 if drawn == 0 else 1.0 - accepted / drawn,
+        "widths": dataclasses.asdict(w),
+        "layout": "levels[d][i, t]: code of token t's ancestor at depth d (-1 deeper than the "
+                  "token); codes: nonterminal i -> i, terminal j -> n_nonterminals + j",
+    }
+
+
+def _assemble(g: Grammar, arrs: dict[str, np.ndarray], meta: dict[str, Any]) -> HierarchicalSample:
+    names = tuple(f"depth{d}" for d in range(arrs["levels"].shape[0]))
+    aux = {k: arrs[k] for k in ("lengths", "n_nodes", "parent", "rule", "spans")}
+    return HierarchicalSample(x=arrs["x"], levels=tuple(arrs["levels"]), level_names=names,
+                              world=g, meta=meta, aux=aux)
+
+
+def _check_world(g: Any, max_length: int | None) -> Grammar:
+    if not isinstance(g, Grammar):
+        raise TypeError(f"world must be a pcfg Grammar (from pcfg.make_world), got {type(g)}")
+    if g.spectral_radius >= 1.0 and max_length is None:
+        raise GrammarError(f"grammar {g.name!r} has spectral radius {g.spectral_radius:.4g} >= 1; "
+                           "sampling needs max_length")
+    return g
+
+
+def iter_chunks(world: Grammar, n_samples: int, *, rng: _rng.RNGLike = None,
+                chunk_size: int = _rng.BLOCK_SIZE, max_length: int | None = None,
+                max_depth: int | None = None) -> Iterator[HierarchicalSample]:
+    """``sample(world, n_samples, ...)`` in consecutive chunks of at most
+    ``chunk_size`` rows; they concatenate to exactly that draw."""
+    g = _check_world(world, max_length)
+    if isinstance(n_samples, bool) or not isinstance(n_samples, int | np.integer) or n_samples < 0:
+        raise ValueError(f"n_samples={n_samples!r} must be a non-negative integer")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size={chunk_size} must be positive")
+    w = _widths(g, max_length, max_depth)
+    ss = _rng.as_seed_sequence(rng)
+    cache: dict[int, tuple[dict[str, np.ndarray], int, int]] = {}
+    drawn = accepted = 0
+    for lo in range(0, n_samples, chunk_size):
+        hi = min(lo + chunk_size, n_samples)
+        parts = []
+        for b, blo, bhi in _rng.blocks(lo, hi):
+            if b not in cache:
+                cache.clear()
+                cache[b] = _block(g, ss, b, w, max_length, max_depth)
+                drawn += cache[b][1]
+                accepted += cache[b][2]
+            arrs = cache[b][0]
+            parts.append({k: (v[:, blo:bhi] if k == "levels" else v[blo:bhi])
+                          for k, v in arrs.items()})
+        meta = _meta(g, ss, max_length, max_depth, drawn, accepted, w)
+        yield concat([_assemble(g, p, meta) for p in parts])
+
+
+def sample(world: Grammar, n_samples: int, *, rng: _rng.RNGLike = None,
+           max_length: int | None = None, max_depth: int | None = None) -> HierarchicalSample:
+    """Draw ``n_samples`` derivation trees (see the module docstring for arrays)."""
+    chunks = list(iter_chunks(world, n_samples, rng=rng, chunk_size=max(n_samples, 1),
+                              max_length=max_length, max_depth=max_depth))
+    if chunks:
+        return concat(chunks)
+    g = world
+    w = _widths(g, max_length, max_depth)
+    z = np.zeros(0, np.int64)
+    empty = _layout(g, _Trees(sym=z, owner=z, parent=z, rule=z, depth=z,
+                              bounds=np.zeros(1, np.int64), n=0), w)
+    return _assemble(g, empty, _meta(g, _rng.as_seed_sequence(rng), max_length, max_depth,
+                                     0, 0, w))

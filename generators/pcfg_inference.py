@@ -1,0 +1,361 @@
+"""Exact inference for PCFGs: inside, outside, span posteriors, parse counts,
+Viterbi parses and next-token distributions (numpy, log space, batched).
+
+All functions take a :class:`~generators.pcfg_grammar.Grammar` and a batch ``x``
+(B, n) of terminal ids of one length ``n``. They work on the binarised grammar
+(:func:`~generators.pcfg_cnf.binarize`: binary, unary and lexical rules; trees
+in bijection with the original ones), keeping unary rules through the closure
+``U* = (I - U)^-1`` (no unary cycles, so every chain is finite). Charts are indexed
+by spans ``[i, j)``.
+
+Formulas (Baker 1979; Lari & Young 1990; Manning & Schütze 1999, ch. 11):
+
+- inside ``I_A(i, j) = P(A =>* x[i:j])``: ``I(i, i+1) = U* lex(x_i)``,
+  ``I(i, j) = U* sum_k sum_{A->BC} P(A->BC) I_B(i, k) I_C(k, j)``; ``P(x) = I_S(0, n)``.
+- outside ``O_A(i, j)``: ``O(0, n) = U*^T e_S``, ``O = U*^T (binary-parent terms)``
+  with ``O_B(i, j) += sum O_A(i, k) P(A->BC) I_C(j, k) + sum O_A(k, j) P(A->CB) I_C(k, i)``.
+- span posterior ``P(A spans [i, j) | x) = I_A(i, j) O_A(i, j) / P(x)``.
+- prefix probability (Jelinek & Lafferty 1991): ``Pre_A(i, n) = P(A =>* x[i:n] v)``
+  solves ``Pre(i, n) = LC* R(i, n)`` with the left-corner matrix
+  ``LC[A, B] = U[A, B] + sum_C P(A->BC)``, ``R_A(i, n) = [i = n-1] P(A->x_i) +
+  sum_{j=i+1}^{n-1} sum P(A->BC) I_B(i, j) Pre_C(j, n)``; then
+  ``P(x_t = a | x_<t) ∝ Pre_S(0, t+1)`` with ``x_t = a``, and ``P(end | x_<t) ∝ P(x_<t)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import lru_cache
+
+import numpy as np
+
+from generators.pcfg_cnf import binarize
+from generators.pcfg_grammar import Grammar
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Tables:
+    """Dense rule tensors of the binarised grammar (``N`` symbols incl. helpers)."""
+
+    grammar: Grammar          # the binarised grammar
+    n_orig: int               # original nonterminals are 0..n_orig-1
+    lex: np.ndarray           # (N, V) P(A -> a)
+    unary: np.ndarray         # (N, N) P(A -> B)
+    ustar: np.ndarray         # (N, N) (I - U)^-1
+    pbin: np.ndarray          # (N*N, N) P(A -> B C) at [B*N + C, A]
+    q_left: np.ndarray        # (N*N, N) P(A -> B C) at [A*N + C, B]
+    q_right: np.ndarray       # (N*N, N) P(A -> B C) at [A*N + B, C]
+    lcstar: np.ndarray        # (N, N) (I - LC)^-1
+
+
+@lru_cache(maxsize=32)
+def tables(g: Grammar) -> Tables:
+    """The rule tensors of ``g`` (cached per grammar object)."""
+    b = binarize(g)
+    N, V = b.n_nonterminals, b.n_terminals
+    lex = np.zeros((N, V))
+    unary = np.zeros((N, N))
+    P = np.zeros((N, N, N))
+    for r in range(b.n_rules):
+        a, p, rhs = b.rule_lhs[r], b.rule_prob[r], b.rule_rhs[r, :b.rule_len[r]]
+        if len(rhs) == 1 and rhs[0] >= N:
+            lex[a, rhs[0] - N] += p
+        elif len(rhs) == 1:
+            unary[a, rhs[0]] += p
+        else:
+            P[a, rhs[0], rhs[1]] += p
+    ustar = np.linalg.inv(np.eye(N) - unary)
+    lc = unary + P.sum(axis=2)
+    return Tables(grammar=b, n_orig=g.n_nonterminals, lex=lex, unary=unary, ustar=ustar,
+                  pbin=P.transpose(1, 2, 0).reshape(N * N, N),
+                  q_left=P.transpose(0, 2, 1).reshape(N * N, N),
+                  q_right=P.reshape(N * N, N), lcstar=np.linalg.inv(np.eye(N) - lc))
+
+
+def _as_batch(g: Grammar, x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x)
+    if x.ndim == 1:
+        x = x[None]
+    if x.ndim != 2 or x.shape[1] < 1:
+        raise ValueError(f"x has shape {x.shape}; expected (batch, length) with length >= 1 "
+                         "(one length per call: group sequences by length)")
+    if x.min() < 0 or x.max() >= g.n_terminals:
+        raise ValueError(f"x holds ids outside 0..{g.n_terminals - 1} (padding -1? strip it and "
+                         "group sequences by length)")
+    return x.astype(np.intp)
+
+
+def _log(a: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore"):
+        return np.log(a)
+
+
+def _weights(s: np.ndarray, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
+    """``exp(s - m)`` and ``m = max over axis`` (kept; 0 where every entry is -inf)."""
+    m = np.max(s, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    return np.exp(s - m), m
+
+
+def _norm(v: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rescale linear vectors ``v`` (..., N) with log scales ``scale`` (...) so that
+    each vector's maximum is 1; zero vectors get scale -inf."""
+    m = v.max(axis=-1)
+    ok = m > 0
+    safe = np.where(ok, m, 1.0)
+    return v / safe[..., None], np.where(ok, scale + np.log(safe), -np.inf)
+
+
+def _outer_sum(left: np.ndarray, ls: np.ndarray, right: np.ndarray,
+               rs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``sum_k left[..., k, :, None] * right[..., k, None, :]`` (flattened to N*N) for
+    scaled vectors (linear parts (..., K, N), log scales (..., K)); returns the linear
+    sum and its log scale (...)."""
+    w, m = _weights(ls + rs)
+    out = np.swapaxes(left * w[..., None], -1, -2) @ right  # (..., N, N)
+    return out.reshape(*out.shape[:-2], -1), m[..., 0]
+
+
+def _to_log(lin: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    return _log(lin) + np.where(np.isfinite(scale), scale, 0.0)[..., None]
+
+
+def _inside(g: Grammar, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Scaled inside chart: linear parts (B, n+1, n+1, N) and log scales (B, n+1, n+1)
+    (one scale per span keeps the products of long strings in range)."""
+    t = tables(g)
+    B, n = x.shape
+    N = t.lex.shape[0]
+    lin = np.zeros((B, n + 1, n + 1, N))
+    sc = np.full((B, n + 1, n + 1), -np.inf)
+    i = np.arange(n)
+    lin[:, i, i + 1], sc[:, i, i + 1] = _norm(t.lex.T[x] @ t.ustar.T, np.zeros((B, n)))
+    for w in range(2, n + 1):
+        i = np.arange(n - w + 1)[:, None]           # (P, 1)
+        k = i + np.arange(1, w)[None, :]            # (P, w-1) split points
+        v, m = _outer_sum(lin[:, i, k], sc[:, i, k], lin[:, k, i + w], sc[:, k, i + w])
+        cols = i[:, 0]
+        lin[:, cols, cols + w], sc[:, cols, cols + w] = _norm(v @ t.pbin @ t.ustar.T, m)
+    return lin, sc
+
+
+def inside_chart(g: Grammar, x: np.ndarray) -> np.ndarray:
+    """(B, n+1, n+1, N) log inside probabilities ``I_A(i, j)`` (helpers included)."""
+    return _to_log(*_inside(g, _as_batch(g, x)))
+
+
+def log_prob(g: Grammar, x: np.ndarray) -> np.ndarray:
+    """(B,) ``log P(x)`` (the inside probability of the start symbol)."""
+    x = _as_batch(g, x)
+    lin, sc = _inside(g, x)
+    n = x.shape[1]
+    return _log(lin[:, 0, n, 0]) + np.where(np.isfinite(sc[:, 0, n]), sc[:, 0, n], 0.0)
+
+
+def _outside(g: Grammar, x: np.ndarray, lin: np.ndarray,
+             sc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Scaled outside chart (same layout as :func:`_inside`)."""
+    t = tables(g)
+    B, n = x.shape
+    N = t.lex.shape[0]
+    olin = np.zeros_like(lin)
+    osc = np.full_like(sc, -np.inf)
+    olin[:, 0, n], osc[:, 0, n] = _norm(np.broadcast_to(t.ustar[0], (B, N)), np.zeros(B))
+    for w in range(n - 1, 0, -1):
+        i = np.arange(n - w + 1)[:, None]           # (P, 1) span [i, i+w)
+        m = np.arange(1, n - w + 1)[None, :]        # (1, M) extension
+        # as left child: parent [i, i+w+m), sibling [i+w, i+w+m)
+        ok = i + w + m <= n
+        hi = np.minimum(i + w + m, n)
+        lo_s = np.minimum(i + w, n)
+        vl, ml = _outer_sum(olin[:, i, hi], np.where(ok, osc[:, i, hi], -np.inf),
+                            lin[:, lo_s, hi], np.where(ok, sc[:, lo_s, hi], -np.inf))
+        vl = vl @ t.q_left
+        # as right child: parent [i-m, i+w), sibling [i-m, i)
+        ok = i - m >= 0
+        lo = np.maximum(i - m, 0)
+        vr, mr = _outer_sum(olin[:, lo, i + w], np.where(ok, osc[:, lo, i + w], -np.inf),
+                            lin[:, lo, i], np.where(ok, sc[:, lo, i], -np.inf))
+        vr = vr @ t.q_right
+        c = np.maximum(ml, mr)
+        v = vl * np.exp(ml - c)[..., None] + vr * np.exp(mr - c)[..., None]
+        cols = i[:, 0]
+        olin[:, cols, cols + w], osc[:, cols, cols + w] = _norm(v @ t.ustar, c)
+    return olin, osc
+
+
+def outside_chart(g: Grammar, x: np.ndarray) -> np.ndarray:
+    """(B, n+1, n+1, N) log outside probabilities ``O_A(i, j)``."""
+    x = _as_batch(g, x)
+    return _to_log(*_outside(g, x, *_inside(g, x)))
+
+
+def span_posteriors(g: Grammar, x: np.ndarray) -> np.ndarray:
+    """(B, n+1, n+1, n_nonterminals) ``P(a node labelled A spans [i, j) | x)`` for the
+    original nonterminals (zero for spans with ``j <= i``)."""
+    x = _as_batch(g, x)
+    n = x.shape[1]
+    lin, sc = _inside(g, x)
+    olin, osc = _outside(g, x, lin, sc)
+    n0 = tables(g).n_orig
+    logz = (_log(lin[:, 0, n, 0]) + sc[:, 0, n])[:, None, None]
+    with np.errstate(invalid="ignore"):
+        scale = np.exp(sc + osc - logz)
+    scale = np.where(np.isfinite(scale), scale, 0.0)
+    return lin[..., :n0] * olin[..., :n0] * scale[..., None]
+
+
+def parse_counts(g: Grammar, x: np.ndarray) -> list[int]:
+    """Exact number of parse trees of each sequence (Python ints, no overflow)."""
+    t = tables(g)
+    x = _as_batch(g, x)
+    N = t.lex.shape[0]
+    lex = (t.lex > 0).astype(object)
+    ustar = np.eye(N, dtype=object)
+    power = np.eye(N, dtype=object)
+    U = (t.unary > 0).astype(object)
+    for _ in range(N):  # U* = sum_k U^k, finite: unary chains are acyclic
+        power = power.dot(U)
+        ustar = ustar + power
+    pbin = (t.pbin > 0).astype(object)
+    result = []
+    for seq in x:
+        n = len(seq)
+        c = np.zeros((n + 1, n + 1, N), dtype=object)
+        for i in range(n):
+            c[i, i + 1] = ustar.dot(lex[:, seq[i]])
+        for w in range(2, n + 1):
+            for i in range(n - w + 1):
+                acc = np.zeros(N * N, dtype=object)
+                for k in range(i + 1, i + w):
+                    acc = acc + np.outer(c[i, k], c[k, i + w]).reshape(-1)
+                c[i, i + w] = ustar.dot(acc.dot(pbin))
+        result.append(int(c[0, n, 0]))
+    return result
+
+
+def viterbi(g: Grammar, x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Most probable parse of each sequence: ``(B,)`` log probabilities and, per
+    sequence, an (n_nodes, 3) array of (start, end, nonterminal) of its original
+    nonterminal nodes, sorted (empty and -inf when ``x`` has no parse)."""
+    t = tables(g)
+    x = _as_batch(g, x)
+    B, n = x.shape
+    N = t.lex.shape[0]
+    llex, lun, lp = _log(t.lex), _log(t.unary), _log(t.pbin)  # lp (N*N, N)
+    best = np.full((B, n + 1, n + 1, N), -np.inf)
+    # back pointers: split k (0 = lexical, -1 = none), child pair index, unary child
+    split = np.zeros((B, n + 1, n + 1, N), np.int32)
+    pair = np.zeros((B, n + 1, n + 1, N), np.int64)
+    uchild = np.full((B, n + 1, n + 1, N), -1, np.int64)
+
+    def unary_closure(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        uc = np.full(v.shape, -1, np.int64)
+        for _ in range(N):
+            cand = v[..., None, :] + lun               # (..., A, B)
+            arg = np.argmax(cand, axis=-1)
+            val = np.take_along_axis(cand, arg[..., None], -1)[..., 0]
+            better = val > v
+            if not better.any():
+                break
+            v = np.where(better, val, v)
+            uc = np.where(better, arg, uc)
+        return v, uc
+
+    i = np.arange(n)
+    best[:, i, i + 1], uchild[:, i, i + 1] = unary_closure(llex.T[x])
+    for w in range(2, n + 1):
+        i = np.arange(n - w + 1)[:, None]
+        k = i + np.arange(1, w)[None, :]
+        left, right = best[:, i, k], best[:, k, i + w]       # (B, P, K, N)
+        s = (left[..., :, None] + right[..., None, :]).reshape(*left.shape[:-1], N * N)
+        sk = s.max(axis=-2)                                  # (B, P, N*N)
+        kk = s.argmax(axis=-2)
+        cand = sk[..., :, None] + lp                         # (B, P, N*N, N)
+        bc = cand.argmax(axis=-2)                            # (B, P, N)
+        val = np.take_along_axis(cand, bc[..., None, :], -2)[..., 0, :]
+        v, uc = unary_closure(val)
+        cols = i[:, 0]
+        best[:, cols, cols + w], uchild[:, cols, cols + w] = v, uc
+        pair[:, cols, cols + w] = bc
+        split[:, cols, cols + w] = cols[None, :, None] + 1 + np.take_along_axis(kk, bc, -1)
+    trees = []
+    for b in range(B):
+        nodes: list[tuple[int, int, int]] = []
+        if np.isfinite(best[b, 0, n, 0]):
+            stack = [(0, n, 0, True)]
+            while stack:
+                lo, hi, a, allow_unary = stack.pop()
+                if a < t.n_orig:
+                    nodes.append((lo, hi, a))
+                if allow_unary and uchild[b, lo, hi, a] >= 0:
+                    stack.append((lo, hi, int(uchild[b, lo, hi, a]), True))
+                    continue
+                if hi - lo == 1:
+                    continue
+                kk_ = int(split[b, lo, hi, a])
+                bc_ = int(pair[b, lo, hi, a])
+                stack.append((lo, kk_, bc_ // N, True))
+                stack.append((kk_, hi, bc_ % N, True))
+        trees.append(np.array(sorted(nodes), dtype=np.int64).reshape(-1, 3))
+    return best[:, 0, n, 0], trees
+
+
+def next_token_distributions(g: Grammar, x: np.ndarray) -> np.ndarray:
+    """(B, n+1, V+1) exact ``P(x_t = a | x_<t)`` for ``t = 0..n`` (row ``t`` conditions
+    on the first ``t`` tokens); the last column is the end of the string. Rows sum to
+    1 (the grammar's own law, not conditioned on sampling limits). ``x`` may be any
+    prefix of a string of the grammar."""
+    t = tables(g)
+    x = _as_batch(g, x)
+    B, n = x.shape
+    N, V = t.lex.shape
+    lin, sc = _inside(g, x)
+    lex_lin, lex_sc = _norm(t.lex.T @ t.lcstar.T, np.zeros(V))  # Pre(i, i+1), x_i = a
+    pbin3 = t.pbin.reshape(N, N, N)
+    # Pre_C(i, e) (prefix x[i:e], its last token replaced by a): linear parts
+    # (B, i, e, V, N) and log scales (B, i, e, V); absolute e keeps the reads slices
+    plin = np.zeros((B, n + 1, n + 2, V, N))
+    psc = np.full((B, n + 1, n + 2, V), -np.inf)
+    for i in range(n, -1, -1):
+        plin[:, i, i + 1], psc[:, i, i + 1] = lex_lin, lex_sc
+        rows = np.flatnonzero(np.isfinite(sc[:, i, i + 1:n + 1]).any(axis=0))  # spans [i, j)
+        if i == n or not len(rows):
+            continue
+        j = i + 1 + rows                               # (J,) left child ends
+        E = n - i                                      # prefix ends e = i+2 .. n+1
+        e_in = lin[:, i, j]                            # (B, J, N)
+        active = np.flatnonzero(e_in.any(axis=(0, 1)))  # left children that occur
+        e_in = e_in[..., active]
+        mi = sc[:, i, j]                               # (B, J)
+        # entries with e <= j were never written: zero, scale -inf
+        pre = plin[:, j, i + 2:]                       # (B, J, E, V, N)
+        w, m = _weights(mi[:, :, None, None] + psc[:, j, i + 2:], axis=1)  # (B,J,E,V), (B,1,E,V)
+        pre *= w[..., None]
+        y = np.swapaxes(e_in, 1, 2) @ pre.reshape(B, len(rows), E * V * N)
+        y = y.reshape(B, len(active), E, V, N).transpose(0, 2, 3, 1, 4)
+        r = y.reshape(B, E, V, -1) @ pbin3[active].reshape(-1, N)  # (B, E, V, N)
+        plin[:, i, i + 2:], psc[:, i, i + 2:] = _norm(r @ t.lcstar.T, m[:, 0])
+    numer = _to_log(plin[:, 0, 1:], psc[:, 0, 1:])[..., 0]  # (B, n+1, V): x_<t then a
+    t_ = np.arange(1, n + 1)
+    eos = np.concatenate([np.full((B, 1), -np.inf),
+                          _log(lin[:, 0, t_, 0]) + np.where(np.isfinite(sc[:, 0, t_]),
+                                                            sc[:, 0, t_], 0.0)], axis=1)
+    logits = np.concatenate([numer, eos[..., None]], axis=-1)
+    e_, _ = _weights(logits)
+    return e_ / e_.sum(axis=-1, keepdims=True)
+
+
+def ancestor_posteriors(g: Grammar, x: np.ndarray) -> np.ndarray:
+    """(B, n, n_nonterminals) expected number of ancestors labelled ``A`` of each
+    token given ``x``: ``sum_{i <= t < j} P(A spans [i, j) | x)``. These are the soft
+    probing labels under ambiguity. In a layered grammar (``g.layer`` not None) every
+    token has exactly one ancestor per depth, so the columns of the depth-``d`` symbols
+    form the distribution ``P(ancestor at depth d = A | x)`` (they sum to 1)."""
+    post = span_posteriors(g, x)                       # (B, n+1, n+1, N)
+    n = post.shape[1] - 1
+    # Q[b, i, t] = sum_{j > t} post[b, i, j]: suffix sums over the span end
+    q = np.cumsum(post[:, :, ::-1], axis=2)[:, :, ::-1]  # (B, n+1, n+1, N): sum_{j' >= j}
+    t = np.arange(n)
+    # token t: starts i <= t, ends j >= t+1
+    return np.stack([q[:, :tt + 1, tt + 1].sum(axis=1) for tt in t], axis=1)
