@@ -259,7 +259,7 @@ def coarse_grain(
                         f"(budget {budget}), power-law α={alpha_s}")
     cols = list(rep.faithfulness[0])
     for c in cols:
-        table.add_column(c)
+        table.add_column(c.removeprefix("probe:"))
     for row in rep.faithfulness:
         table.add_row(*(f"{row[c]:.4g}" for c in cols))
     console.print(table)
