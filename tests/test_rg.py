@@ -248,6 +248,18 @@ def test_alignment_order_picks_the_mode_carrying_the_label() -> None:
     assert np.all(align >= 0) and align.sum() <= 1 + 1e-9
 
 
+def test_null_modes_of_a_rank_deficient_layer_get_no_alignment() -> None:
+    """Dead units and duplicated units add zero-variance PCA modes whose scores are pure
+    round-off; they must not take a share of the label's energy (sum stays <= 1)."""
+    h, _, z = _planted(12)
+    labels = (z[:, 0] > 0).astype(np.int64)
+    deficient = np.hstack([h, h[:, :3], np.zeros((len(h), 4))])  # rank d, width d + 7
+    scores = (deficient - deficient.mean(0)) @ PCAScheme()(deficient, deficient.shape[1]).modes
+    align = alignment_relevance(scores, labels)
+    assert np.all(align[h.shape[1]:] == 0.0)
+    assert align.sum() <= 1 + 1e-9
+
+
 def test_kernel_truncation_remainder_trace_is_tail_eigensum() -> None:
     h, _, _ = _planted(4, n=80)
     k = conjugate_kernel(h)

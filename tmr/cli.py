@@ -238,13 +238,17 @@ def coarse_grain(
     split: Annotated[str, typer.Option(help="data split")] = "test",
     out: Annotated[Path | None, typer.Option(help="output dir (default RUN_DIR/coarse_grain/...)")]
     = None,
+    ks: Annotated[str | None, typer.Option(
+        help="kept-mode counts of the faithfulness curve, e.g. 0,1,2,4,8,16 "
+             "(default: powers of 2 and the budget cutoff)")] = None,
 ) -> None:
     """Spectral coarse-graining of a site: spectrum, kept modes, faithfulness per level."""
     try:
         from tmr.rg.report import coarse_grain_run
 
+        k_list = None if ks is None else [int(k) for k in ks.split(",") if k.strip()]
         rep = coarse_grain_run(run_dir, site=site, scheme=scheme, budget=budget, out_dir=out,
-                               n_samples=n_samples, split=split)
+                               n_samples=n_samples, split=split, ks=k_list)
     except ImportError as e:
         fail(f"coarse-grain needs the training run loader (tmr.train, tmr.hooks): {e}")
     except (ValueError, FileNotFoundError) as e:
@@ -255,7 +259,7 @@ def coarse_grain(
                         f"(budget {budget}), power-law α={alpha_s}")
     cols = list(rep.faithfulness[0])
     for c in cols:
-        table.add_column(c)
+        table.add_column(c.removeprefix("probe:"))
     for row in rep.faithfulness:
         table.add_row(*(f"{row[c]:.4g}" for c in cols))
     console.print(table)
@@ -274,9 +278,14 @@ def rg_flow(
     steps: Annotated[int, typer.Option(help="RG steps")] = 3,
     p: Annotated[str, typer.Option(help="ladder p_min:p_max:count")] = "0.4:0.8:17",
     seed: Annotated[int, typer.Option(help="seed of the uniform fields")] = 0,
+    data: Annotated[Path | None, typer.Option(
+        help="a percolation data file (tmr generate configs/percolation_square.toml): "
+             "flow its own configurations at its p ladder instead of uniform fields")] = None,
+    split: Annotated[str | None, typer.Option(help="split of --data (default: all)")] = None,
 ) -> None:
     """Iterated block RG flow on site-percolation configurations (open = u < p, one
-    uniform field per sample so the p ladder is nested); fixed point p* and ν."""
+    uniform field per sample so the p ladder is nested, or the nested rungs of a
+    percolation file with --data); fixed point p* and ν."""
     import csv
     import json
 
@@ -285,12 +294,24 @@ def rg_flow(
     from tmr.rg import block_flow_table
 
     try:
-        lo, hi, count = p.split(":")
-        ps = list(np.linspace(float(lo), float(hi), int(count)))
-        rows, summary = block_flow_table(rule, b, ps, side=side, n_samples=n_samples,  # type: ignore[arg-type]
-                                         n_steps=steps, dim=dim, rng=seed)
+        if data is not None:
+            from tmr.rg.percolation_flow import percolation_flow
+
+            rows, summary = percolation_flow(data, rule, b, n_steps=steps,  # type: ignore[arg-type]
+                                             split=split)
+            ps = summary["ps"]
+            world = summary["world"]
+            side, dim = int(world["size"]), int(world["dim"])
+        else:
+            lo, hi, count = p.split(":")
+            ps = list(np.linspace(float(lo), float(hi), int(count)))
+            rows, summary = block_flow_table(rule, b, ps, side=side, n_samples=n_samples,  # type: ignore[arg-type]
+                                             n_steps=steps, dim=dim, rng=seed)
+    except FileNotFoundError as e:
+        fail(str(e))
     except ValueError as e:
-        fail(f"{e} (p ladder is p_min:p_max:count, e.g. 0.4:0.8:17)")
+        fail(str(e) if data is not None else
+             f"{e} (p ladder is p_min:p_max:count, e.g. 0.4:0.8:17)")
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "flow.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
@@ -298,7 +319,7 @@ def rg_flow(
         writer.writerows(rows)
     (out / "summary.json").write_text(json.dumps({"rule": rule, "b": b, "side": side,
                                                   "dim": dim, **summary}, indent=2))
-    fmt = {k: "none" if v is None else f"{v:.4f}" for k, v in summary.items()}
+    fmt = {k: "none" if summary[k] is None else f"{summary[k]:.4f}" for k in ("p_star", "nu")}
     table = Table(title=f"{rule} rule, b={b}, L={side}, d={dim}: p*={fmt['p_star']}, "
                         f"ν={fmt['nu']}")
     for c in ("p", *[f"density@{b ** s}" for s in range(steps + 1)]):

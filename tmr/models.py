@@ -159,7 +159,10 @@ class TokenInput(nn.Module):
         ids = x.long().masked_fill(x < 0, self.spec.vocab_size - N_SPECIAL_TOKENS)
         if self.table is not None:
             return self.table(ids)
-        return nn.functional.one_hot(ids, self.spec.vocab_size).to(torch.get_default_dtype())
+        # one-hot by comparison (not F.one_hot, whose range check calls .item()): the
+        # same tensor, and traceable by torch.func.vmap for per-sample Jacobians (eNTK)
+        vocab = torch.arange(self.spec.vocab_size, device=ids.device)  # (vocab,)
+        return (ids.unsqueeze(-1) == vocab).to(torch.get_default_dtype())
 
 
 class HookedModel(nn.Module):

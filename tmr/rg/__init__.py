@@ -6,6 +6,7 @@ interface with flows over a ladder of scales (background.md §4)."""
 from tmr.rg.base import CoarseGrained, FlowResult, Scheme, run_flow
 from tmr.rg.block import (
     BlockScheme,
+    block_flow_configs,
     block_flow_table,
     block_lattice,
     block_sequence,
@@ -52,7 +53,7 @@ from tmr.rg.spectrum import (
 __all__ = [
     "BlockScheme", "CoarseGrained", "FlowResult", "KernelScheme", "PCAScheme",
     "PhenomenologicalScheme", "Scheme", "alignment_relevance", "bayesian_renormalisation",
-    "block_flow_table", "block_lattice", "block_sequence", "conjugate_kernel",
+    "block_flow_configs", "block_flow_table", "block_lattice", "block_sequence", "conjugate_kernel",
     "cutoff_for_budget", "density",
     "eigh_desc", "empirical_ntk", "faithfulness_curve", "fisher_eigen", "fisher_matrix",
     "fisher_rows", "fit_rg_map", "fixed_point", "flat_params", "ising_decimation",

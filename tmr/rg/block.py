@@ -16,7 +16,7 @@ point p* and exponent ν = ln b / ln R′(p*) are read off the fitted map.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Literal
 
 import numpy as np
@@ -277,18 +277,35 @@ def block_flow_table(rule: Rule, b: int, ps: Sequence[float], *, side: int, n_sa
                      ) -> tuple[list[dict[str, float]], dict[str, float | None]]:
     """Iterate ``rule`` ``n_steps`` times on nested uniform-field configurations, per p.
 
-    Rows: p, step (0 = original), scale b^step, density, nn_correlation,
-    spanning_probability (binary rules only). Summary: p* and ν from the fitted one-step
-    map (None when no repelling fixed point lies in the ladder).
+    One uniform field per sample (open = u < p) shared by the whole ladder; see
+    ``block_flow_configs`` for the rows and the summary.
     """
     if side % b ** n_steps:
         raise ValueError(f"side={side} must be a multiple of b**n_steps={b ** n_steps}")
     gen = np.random.default_rng(rng)
     u = gen.random((n_samples, *([side] * dim)))  # (n, L, ..., L) one field for all p
+    return block_flow_configs(rule, b, ((float(p), u < p) for p in ps), n_steps=n_steps)
+
+
+def block_flow_configs(rule: Rule, b: int,
+                       configs: Iterable[tuple[float, np.ndarray]], *, n_steps: int
+                       ) -> tuple[list[dict[str, float]], dict[str, float | None]]:
+    """Iterate ``rule`` ``n_steps`` times on given configurations ``(p, x (n, L, ..., L))``.
+
+    Rows: p, step (0 = original), scale b^step, density, nn_correlation,
+    spanning_probability (binary rules only). Summary: p* and ν = ln b / ln R′(p*) from
+    the fitted one-step map R(p) = density after one step (None when no repelling fixed
+    point lies in the ladder, or fewer than 4 values of p).
+    """
     rows: list[dict[str, float]] = []
+    ps: list[float] = []
     one_step = []
-    for p in ps:
-        x: np.ndarray = (u < p).astype(np.uint8)
+    for p, x0 in configs:
+        x: np.ndarray = np.asarray(x0).astype(np.uint8)
+        if any(side % b ** n_steps for side in x.shape[1:]):
+            raise ValueError(f"lattice sides {x.shape[1:]} must be multiples of "
+                             f"b**n_steps={b ** n_steps}")
+        ps.append(float(p))
         for step in range(n_steps + 1):
             row = {"p": float(p), "step": float(step), "scale": float(b ** step),
                    "density": density(x), "nn_correlation": nn_correlation(x)}
@@ -300,9 +317,10 @@ def block_flow_table(rule: Rule, b: int, ps: Sequence[float], *, side: int, n_sa
             if step < n_steps:
                 x = block_lattice(x, b, rule)
     summary: dict[str, float | None] = {"p_star": None, "nu": None}
-    if rule != "mean" and len(ps) >= 4:
+    if rule != "mean" and len(ps) >= 4 and len(one_step) == len(ps):
+        order = np.argsort(ps)
         try:
-            p_star, nu = fit_rg_map(np.asarray(ps), np.asarray(one_step), b,
+            p_star, nu = fit_rg_map(np.asarray(ps)[order], np.asarray(one_step)[order], b,
                                     degree=min(5, len(ps) - 1),
                                     bracket=(float(min(ps)), float(max(ps))))
             summary = {"p_star": p_star, "nu": nu}

@@ -93,6 +93,7 @@ def coarse_grain_site(
     param_chunk: int = 1 << 14,
     plots: bool = True,
     input_keys: np.ndarray | None = None,
+    ks: Sequence[int] | None = None,
 ) -> CoarseGrainReport:
     """Spectral coarse-graining of one site with a variance/error ``budget``.
 
@@ -109,6 +110,8 @@ def coarse_grain_site(
             full output, task accuracy when ``target`` is given).
         input_keys: the inputs ``(n, ...)``; when given, probe columns are selectivities
             (accuracy minus control-task accuracy), otherwise held-out accuracies.
+        ks: kept-mode counts of the faithfulness curve (default r, …, 4, 2, 1, 0); the
+            budget cutoff is always added, counts outside [0, r] are dropped.
     """
     if scheme not in SCHEMES:
         raise ValueError(f"scheme={scheme!r}: use one of {SCHEMES}")
@@ -178,7 +181,11 @@ def coarse_grain_site(
     k_site = min(k, basis.shape[1])
     scorer = (selectivity_scorer(input_keys) if input_keys is not None
               else ridge_probe_accuracy)
-    rows = faithfulness_curve(np.asarray(h), basis, mean, _ladder(basis.shape[1], k_site),
+    r_site = basis.shape[1]
+    ladder = (_ladder(r_site, k_site) if ks is None
+              else sorted({k_site, *(int(k) for k in ks if 0 <= int(k) <= r_site)},
+                          reverse=True))
+    rows = faithfulness_curve(np.asarray(h), basis, mean, ladder,
                               forward=forward, observables=observables, levels=levels,
                               probe_score=scorer)
     summary = {"scheme": scheme, "n": n, "d": d, "budget": budget, "k": k, "k_site": k_site,
@@ -261,7 +268,8 @@ def _plot(out: Path, vals: np.ndarray, k: int, fit: Any,
 def coarse_grain_run(run_dir: str | Path, *, site: str, scheme: str, budget: float,
                      out_dir: str | Path | None = None, n_samples: int = 512,
                      split: str = "test", target_level: str | None = None,
-                     step: int | None = None, plots: bool = True) -> CoarseGrainReport:
+                     step: int | None = None, plots: bool = True,
+                     ks: Sequence[int] | None = None) -> CoarseGrainReport:
     """``coarse_grain_site`` on a trained run (contracts of issue 4: ``tmr.train.load_run``,
     ``tmr.hooks.run_with_cache``, ``tmr.io.read``).
 
@@ -272,9 +280,9 @@ def coarse_grain_run(run_dir: str | Path, *, site: str, scheme: str, budget: flo
     import torch
 
     from tmr import io
-    from tmr.hooks import run_with_cache  # type: ignore[import-not-found]
+    from tmr.hooks import run_with_cache
     from tmr.rg.spectral import model_forward
-    from tmr.train import load_run  # type: ignore[import-not-found]
+    from tmr.train import load_run
 
     model, _, data_path = load_run(run_dir, step=step)
     model.eval()
@@ -296,4 +304,4 @@ def coarse_grain_run(run_dir: str | Path, *, site: str, scheme: str, budget: flo
     out = Path(out_dir) if out_dir else Path(run_dir) / "coarse_grain" / f"{site}_{scheme}"
     return coarse_grain_site(h, scheme=scheme, budget=budget, out_dir=out, levels=levels,
                              forward=model_forward(model, site), target=levels[target_name],
-                             model=model, x=x, plots=plots, input_keys=x.cpu().numpy())
+                             model=model, x=x, plots=plots, input_keys=x.cpu().numpy(), ks=ks)

@@ -96,6 +96,11 @@ def cutoff_for_budget(eigvals: np.ndarray, budget: float) -> int:
     return int(np.argmax(frac <= budget + 1e-12))
 
 
+# Modes whose score norm is below this fraction of the largest count as null (an
+# eigenvalue ratio of 1e-12: far below float32 signal, far above float64 round-off 1e-16).
+NULL_MODE_TOL = 1e-6
+
+
 def _centred_target(y: np.ndarray, n: int) -> np.ndarray:
     """Target as a centred float matrix ``(n, m)``; integer 1-D labels become one-hot."""
     t = np.asarray(y)
@@ -113,12 +118,16 @@ def alignment_relevance(sample_modes: np.ndarray, y: np.ndarray) -> np.ndarray:
 
     ``sample_modes`` ``(n, r)``: each column a mode evaluated on the n samples (PCA scores
     or kernel eigenvectors); columns are normalised here. ``y``: ``(n,)`` integer labels
-    (one-hot encoded) or real targets ``(n,)`` / ``(n, m)``.
+    (one-hot encoded) or real targets ``(n,)`` / ``(n, m)``. Null modes (score norm
+    below ``NULL_MODE_TOL`` of the largest) get 0, so for orthogonal modes Σ_j ≤ 1.
     """
     u = np.asarray(sample_modes, dtype=np.float64)  # (n, r)
     t = _centred_target(y, u.shape[0])  # (n, m)
     norms = np.linalg.norm(u, axis=0)
-    u = u / np.where(norms > 0, norms, 1.0)
+    # null modes (zero eigenvalue: dead units, rank-deficient layers) have round-off
+    # scores; normalising those would give them spurious alignment, so they get 0
+    live = norms > NULL_MODE_TOL * max(float(norms.max(initial=0.0)), 1e-300)
+    u = np.where(live, u / np.where(live, norms, 1.0), 0.0)
     total = float((t ** 2).sum())
     if total == 0:
         return np.zeros(u.shape[1])
