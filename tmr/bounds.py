@@ -75,7 +75,7 @@ class Observable:
         return out @ w + self.bias
 
     def specs(self, n: int, n_out: int) -> tuple[torch.Tensor, str]:
-        """(C (n, s, n_out) float64, combine) with g = φ(C·out) and φ ∈ {min, lse, id}."""
+        """(C (n, s, n_out) float64, combine) with g = φ(C·out) + offset, φ ∈ {min, lse, id}."""
         if self.kind in ("margin", "loss"):
             if n_out < 2:
                 raise ValueError(f"observable {self.kind!r} needs ≥ 2 classes, got {n_out}")
@@ -95,6 +95,10 @@ class Observable:
         if w.shape != (n_out,):
             raise ValueError(f"probe weight shape {tuple(w.shape)} != tail output ({n_out},)")
         return w.expand(n, 1, n_out).clone(), "id"
+
+    @property
+    def offset(self) -> float:
+        return self.bias if self.kind == "probe" else 0.0
 
     def _labels(self, n: int, n_out: int, device: torch.device) -> torch.Tensor:
         y = torch.as_tensor(np.asarray(self.labels), dtype=torch.long, device=device)
@@ -137,13 +141,13 @@ class _Act:
     def relax(self, lo: torch.Tensor, hi: torch.Tensor) -> None:
         """Linear bounds of σ on [lo, hi] (n, m); exact where the sign is fixed."""
         a = self.slope
+        one, alpha = torch.ones_like(lo), torch.full_like(lo, a)  # float64: a float32 α is unsound
         cross = (lo < 0) & (hi > 0)
-        pos = lo >= 0
-        s_chord = (hi - a * lo) / torch.where(cross, hi - lo, torch.ones_like(hi))
-        fixed = torch.where(pos, 1.0, a).to(lo.dtype)
+        s_chord = (hi - a * lo) / torch.where(cross, hi - lo, one)
+        fixed = torch.where(lo >= 0, one, alpha)
         self.up_s = torch.where(cross, s_chord, fixed)
         self.up_c = torch.where(cross, (a - s_chord) * lo, torch.zeros_like(lo))
-        self.lo_s = torch.where(cross, torch.where(hi >= -lo, 1.0, a).to(lo.dtype), fixed)
+        self.lo_s = torch.where(cross, torch.where(hi >= -lo, one, alpha), fixed)
 
 
 @dataclass
@@ -253,7 +257,8 @@ def _lse0(t: torch.Tensor) -> torch.Tensor:
 
 
 def _crown(ops, h, V, spec, combine, g0, eps) -> torch.Tensor:
-    """CROWN bound on max |g − g0| over the ε-ball, per sample (n,)."""
+    """CROWN bound on max |φ(spec·f) − g0| over the ε-ball, per sample (n,); g0 excludes
+    any constant offset of the observable."""
     _sweep(ops, [], h, V, eps, h.shape[1])
     a_up, c_up, a_lo, c_lo = _linear_bounds(ops, spec, h, V)
     hi = c_up + eps * a_up.norm(dim=-1)  # (n, s)
@@ -426,7 +431,8 @@ def bound(model: nn.Module, h: np.ndarray | torch.Tensor, V: np.ndarray | torch.
                           rng=rng, site_shape=shape))
         if ops is not None:
             with torch.no_grad():
-                crown.append(_crown(ops, flat, v, spec, combine, g0, float(r)))
+                crown.append(_crown(ops, flat, v, spec, combine, g0 - observable.offset,
+                                    float(r)))
                 lip.append(float(r) * _lipschitz(ops, v, spec))
     as_np = lambda ts: torch.stack(ts).numpy()  # noqa: E731
     if ops is None:
@@ -435,6 +441,7 @@ def bound(model: nn.Module, h: np.ndarray | torch.Tensor, V: np.ndarray | torch.
     cr, li = as_np(crown), as_np(lip)
     best = np.minimum(cr, li)
     certified = best + ROUND_SLACK * (np.abs(g0.numpy())[None] + best)
+    certified[radii == 0] = 0.0  # the ball is {0}: nothing to round
     return BoundResult(radii, g0.numpy(), as_np(emp), certified, cr, li, "certified", "")
 
 
