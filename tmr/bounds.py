@@ -45,6 +45,7 @@ ROUND_SLACK = 1e-9  # relative; ≫ m·u for m ≤ 1e4 terms, see module docstri
 ORTHONORMAL_TOL = 1e-6  # max |VᵀV − I|; float32-stored bases reach ~1e-7
 ATTACK_STEPS = 60
 ATTACK_RESTARTS = 4
+CHUNK = 256  # inputs per CROWN pass
 KINDS = ("margin", "logit", "loss", "probe")
 
 
@@ -210,14 +211,15 @@ def _compile(seq: nn.Module, shape: tuple[int, ...]) -> tuple[list, tuple[int, .
 
 # ----------------------------------------------------------------------------- CROWN
 def _backward(path: list, lam: torch.Tensor, bias: torch.Tensor):
-    """Upper linear bound of lam·v (lam (n, s, m)) through `path`, back to its input."""
+    """Upper linear bound of lam·v through `path`, back to its input. lam is (s, m) while it is
+    the same for every input (before the first activation met) and (n, s, m) after."""
     for op in reversed(path):
         if isinstance(op, _Affine):
             bias = bias + lam @ op.b
             lam = lam @ op.W
         elif isinstance(op, _Act):
             assert op.up_c is not None and op.up_s is not None and op.lo_s is not None
-            pos, neg = lam.clamp(min=0), lam.clamp(max=0)
+            pos, neg = lam.clamp(min=0), lam.clamp(max=0)  # (s, m) broadcasts against (n, 1, m)
             bias = bias + (pos * op.up_c[:, None, :]).sum(-1)
             lam = pos * op.up_s[:, None, :] + neg * op.lo_s[:, None, :]
         else:
@@ -227,13 +229,18 @@ def _backward(path: list, lam: torch.Tensor, bias: torch.Tensor):
 
 
 def _linear_bounds(path: list, spec: torch.Tensor, h: torch.Tensor, V: torch.Tensor):
-    """For rows c of spec (n, s, m): c·v ≤ A_up z + c_up and ≥ A_lo z + c_lo on the ball."""
-    n, s, _ = spec.shape
-    lam, bias = _backward(path, torch.cat([spec, -spec], 1), torch.zeros(n, 2 * s,
-                                                                        dtype=torch.float64))
-    centre = (lam @ h[:, :, None])[..., 0] + bias  # (n, 2s)
-    A = lam @ V  # (n, 2s, k)
-    return A[:, :s], centre[:, :s], -A[:, s:], -centre[:, s:]
+    """For rows c of spec ((s, m) shared or (n, s, m)): c·v ≤ A_up z + c_up and ≥ A_lo z + c_lo
+    for v the value after `path` at input h + Vz; A (..., s, k), c (n, s)."""
+    s = spec.shape[-2]
+    if path and isinstance(path[0], _Affine):  # fold the first layer into the input set:
+        h, V = h @ path[0].W.T + path[0].b, path[0].W @ V  # x₁ = (W h + b) + (W V) z
+        path = path[1:]
+    lam, bias = _backward(path, torch.cat([spec, -spec], -2),
+                          torch.zeros(h.shape[0], 2 * s, dtype=torch.float64))
+    # lam (2s, d) when no activation was on the way (one map for every input), else (n, 2s, d)
+    centre = (h @ lam.T if lam.ndim == 2 else (lam @ h[:, :, None])[..., 0]) + bias  # (n, 2s)
+    A = lam @ V  # (..., 2s, k)
+    return A[..., :s, :], centre[:, :s], -A[..., s:, :], -centre[:, s:]
 
 
 def _sweep(ops: list, path: list, h: torch.Tensor, V: torch.Tensor, eps: float, m: int) -> int:
@@ -242,7 +249,7 @@ def _sweep(ops: list, path: list, h: torch.Tensor, V: torch.Tensor, eps: float, 
         if isinstance(op, _Affine):
             m = op.W.shape[0]
         elif isinstance(op, _Act):
-            eye = torch.eye(m, dtype=torch.float64).expand(h.shape[0], m, m)
+            eye = torch.eye(m, dtype=torch.float64)  # (m, m), shared by all inputs
             a_up, c_up, a_lo, c_lo = _linear_bounds(path, eye, h, V)
             op.relax(c_lo - eps * a_lo.norm(dim=-1), c_up + eps * a_up.norm(dim=-1))
         else:
@@ -312,7 +319,7 @@ def attack(tail: nn.Module, h: torch.Tensor, V: torch.Tensor, obs: Observable, e
     uniform in the ball, both signs; the best value seen at any iterate is returned."""
     n, k = h.shape[0], V.shape[1]
     best = torch.zeros(n, dtype=torch.float64)
-    if k == 0 or eps == 0:
+    if k == 0 or eps == 0 or steps <= 0:
         return best
     gen = torch.Generator().manual_seed(0 if rng is None else int(rng))
     shape = (h.shape[0], *(site_shape or h.shape[1:]))
@@ -402,10 +409,12 @@ def resolve_tail(model: nn.Module, site: str | None) -> nn.Module:
 def bound(model: nn.Module, h: np.ndarray | torch.Tensor, V: np.ndarray | torch.Tensor,
           observable: Observable, eps: float | Sequence[float], *, site: str | None = None,
           steps: int = ATTACK_STEPS, restarts: int = ATTACK_RESTARTS,
-          rng: int | None = 0) -> BoundResult:
+          rng: int | None = 0, chunk: int = CHUNK) -> BoundResult:
     """Certified and empirical bounds on max_{‖z‖₂≤ε} |g(f(h + Vz)) − g(f(h))| (module doc).
 
     h: (n, *site_shape) activations at the site; V: (d, k) orthonormal, d = prod(site_shape).
+    steps=0 skips the attack (empirical = 0); CROWN runs `chunk` inputs at a time (its memory
+    is ~16·chunk·width·d bytes per activation layer).
     """
     tail = copy.deepcopy(resolve_tail(model, site)).double().cpu().eval()
     x = torch.as_tensor(np.asarray(h, dtype=np.float64) if not torch.is_tensor(h) else h)
@@ -426,14 +435,17 @@ def bound(model: nn.Module, h: np.ndarray | torch.Tensor, V: np.ndarray | torch.
     except _Unsupported as e:
         ops, reason = None, f"no linear relaxation for {e}"
     emp, crown, lip = [], [], []
+    lip_unit = _lipschitz(ops, v, spec) if ops is not None else torch.zeros(0)  # (n,)
     for r in radii:
         emp.append(attack(tail, flat, v, observable, float(r), steps=steps, restarts=restarts,
                           rng=rng, site_shape=shape))
         if ops is not None:
             with torch.no_grad():
-                crown.append(_crown(ops, flat, v, spec, combine, g0 - observable.offset,
-                                    float(r)))
-                lip.append(float(r) * _lipschitz(ops, v, spec))
+                crown.append(torch.cat([
+                    _crown(ops, flat[i:i + chunk], v, spec[i:i + chunk], combine,
+                           g0[i:i + chunk] - observable.offset, float(r))
+                    for i in range(0, len(flat), chunk)]))
+                lip.append(float(r) * lip_unit)
     as_np = lambda ts: torch.stack(ts).numpy()  # noqa: E731
     if ops is None:
         return BoundResult(radii, g0.numpy(), as_np(emp), None, None, None, "empirical only",
