@@ -15,8 +15,13 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# A small RHM (v=8, m=4, s=2, L=3; 16384 samples), a hierarchical CNN trained on
+# its root, every layer probed against every level; ends with the heatmap path.
 demo: $(STAMP)
 	$(BIN)/tmr generate configs/rhm.toml --out data/demo_rhm.h5 --overwrite
+	rm -rf runs/demo_cnn
+	$(BIN)/tmr train-and-probe configs/train_rhm_cnn.toml --data data/demo_rhm.h5 \
+		--out runs/demo_cnn --threads 1
 
 lint: $(STAMP)
 	$(BIN)/ruff check generators tmr tests benchmarks
@@ -29,7 +34,7 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_rhm.py
+	$(BIN)/python benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) data runs .pytest_cache .mypy_cache .ruff_cache

@@ -10,13 +10,16 @@ Each generator follows one protocol (see :mod:`generators.base`)::
 and is listed in :data:`REGISTRY` by name.
 """
 
-from generators import rhm
+from generators import ifs, percolation, percolation_mf, rhm
 from generators._rng import as_generator, as_seed_sequence, stream, streams
 from generators.base import GeneratorSpec, HierarchicalSample, concat
 
 #: name -> (config dataclass, module)
 REGISTRY: dict[str, GeneratorSpec] = {
     "rhm": GeneratorSpec("rhm", rhm.Config, rhm),
+    "percolation": GeneratorSpec("percolation", percolation.Config, percolation),
+    "percolation_mf": GeneratorSpec("percolation_mf", percolation_mf.Config, percolation_mf),
+    "ifs": GeneratorSpec("ifs", ifs.Config, ifs),
 }
 
 __all__ = [
@@ -26,6 +29,9 @@ __all__ = [
     "as_generator",
     "as_seed_sequence",
     "concat",
+    "ifs",
+    "percolation",
+    "percolation_mf",
     "rhm",
     "stream",
     "streams",

@@ -99,5 +99,216 @@ def inspect(path: Annotated[Path, typer.Argument(help="a TMR HDF5 data file")]) 
     console.print(arrays)
 
 
+@app.command("train-and-probe")
+def train_and_probe(
+    config: Annotated[Path, typer.Argument(help="TOML training config (see configs/train_*)")],
+    data: Annotated[Path, typer.Option("--data", "-d", help="HDF5 data file")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="run directory")],
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N")] = None,
+    seed: Annotated[int | None, typer.Option(help="override the config's seed")] = None,
+    threads: Annotated[int | None, typer.Option(
+        help="torch CPU threads (1 is fastest for small models on a busy machine)")] = None,
+    set_: SetOpt = None,
+) -> None:
+    """Train a model on a data file, probe every site against every level, plot."""
+    from tmr.config import ConfigError
+    from tmr.io import DataFileError
+    from tmr.train import load_train_config, run
+
+    overrides = [*list(set_ or []), f"data_path={str(data)!r}"]
+    if device is not None:
+        overrides.append(f"device={device!r}")
+    if seed is not None:
+        overrides.append(f"seed={seed}")
+    try:
+        cfg = load_train_config(config, overrides)
+    except ConfigError as e:
+        fail(str(e))
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(max(threads, 1))
+    tasks: dict[str, object] = {}
+    try:
+        with progress_bar() as bar:
+            def progress(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(stage, total=total)
+                bar.update(tasks[stage], completed=done, total=total)  # type: ignore[arg-type]
+
+            png = run(cfg, out, progress=progress)
+    except (ConfigError, DataFileError, ValueError, TypeError) as e:
+        fail(str(e))
+    except KeyboardInterrupt:
+        err.print(f"interrupted: rerun the same command to resume from {out}/checkpoints")
+        raise typer.Exit(130) from None
+    _best_sites(out / "probe_scores.csv")
+    console.print(f"heatmap: {png}")
+
+
+def _best_sites(csv_path: Path) -> None:
+    from tmr.plots import layer_level_table, read_scores
+
+    rows = read_scores(csv_path)
+    metric = "selectivity" if any(r["metric"] == "selectivity" for r in rows) else "accuracy"
+    table = Table(title=f"best site per level ({metric}, test split)")
+    for col in ("level", "best site", metric, "accuracy"):
+        table.add_column(col)
+    sites, levels, sel, _ = layer_level_table(rows, metric=metric)
+    _, _, acc, _ = layer_level_table(rows, metric="accuracy")
+    for j, level in enumerate(levels):
+        scores = [float(v) if v == v else float("-inf") for v in sel[:, j]]
+        if max(scores) == float("-inf"):
+            continue
+        i = scores.index(max(scores))
+        table.add_row(level, sites[i], f"{sel[i, j]:.3f}", f"{acc[i, j]:.3f}")
+    console.print(table)
+
+
+@app.command()
+def plot(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory with probe_scores.csv")],
+    metric: Annotated[str, typer.Option(help="selectivity, accuracy or control_accuracy")]
+        = "selectivity",
+    split: Annotated[str, typer.Option(help="test or group")] = "test",
+    step: Annotated[int | None, typer.Option(help="probed step (default: last)")] = None,
+    out: Annotated[Path | None, typer.Option(help="PNG path (default RUN_DIR/layer_level.png)")]
+        = None,
+) -> None:
+    """Draw the sites x levels heatmap from a run's probe_scores.csv."""
+    from tmr.plots import layer_level_heatmap
+
+    csv_path = run_dir / "probe_scores.csv"
+    if not csv_path.is_file():
+        fail(f"{csv_path} does not exist; run `tmr train-and-probe` first")
+    try:
+        png = layer_level_heatmap(csv_path, out or run_dir / "layer_level.png", metric=metric,
+                                  split=split, step=step)
+    except ValueError as e:
+        fail(str(e))
+    console.print(f"heatmap: {png}")
+
+
+@app.command()
+def sweep(
+    sweep_file: Annotated[Path, typer.Argument(help="TOML sweep file (see configs/sweep_*.toml)")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="sweep directory")],
+    executor: Annotated[str, typer.Option(help="local, slurm or auto (slurm if sbatch exists)")
+                        ] = "auto",
+    max_parallel: Annotated[int, typer.Option(help="runs at a time (slurm_array_parallelism)")
+                            ] = 2,
+    timeout_min: Annotated[int, typer.Option(help="time limit of one run in minutes")] = 60,
+) -> None:
+    """Run a grid of experiments through submitit; re-running skips finished runs."""
+    from tmr.config import ConfigError
+    from tmr.sweep import run_sweep
+
+    try:
+        with progress_bar() as bar:
+            task = bar.add_task("sweep", total=None)
+            dirs = run_sweep(sweep_file, out, executor=executor, max_parallel=max_parallel,
+                             timeout_min=timeout_min,
+                             progress=lambda d, t: bar.update(task, completed=d, total=t))
+    except (ConfigError, ValueError) as e:
+        fail(str(e))
+    console.print(f"{len(dirs)} runs in {out / 'runs'}; merge them with `tmr collect {out}`")
+
+
+@app.command()
+def collect(sweep_dir: Annotated[Path, typer.Argument(help="a `tmr sweep` output directory")]
+            ) -> None:
+    """Merge every run's scores into collected.csv and draw collected.png."""
+    from tmr.config import ConfigError
+    from tmr.sweep import collect as collect_runs
+
+    try:
+        csv_path, png = collect_runs(sweep_dir)
+    except ConfigError as e:
+        fail(str(e))
+    console.print(f"table: {csv_path}\nfigure: {png}")
+
+
+@app.command("coarse-grain")
+def coarse_grain(
+    run_dir: Annotated[Path, typer.Argument(help="a training run directory")],
+    site: Annotated[str, typer.Option(help="hook site, e.g. layers.3.post")],
+    scheme: Annotated[str, typer.Option(help="pca | ntk | ck | fisher")] = "pca",
+    budget: Annotated[float, typer.Option(help="discarded spectral fraction allowed")] = 0.05,
+    n_samples: Annotated[int, typer.Option(help="samples of the split to use")] = 512,
+    split: Annotated[str, typer.Option(help="data split")] = "test",
+    out: Annotated[Path | None, typer.Option(help="output dir (default RUN_DIR/coarse_grain/...)")]
+    = None,
+) -> None:
+    """Spectral coarse-graining of a site: spectrum, kept modes, faithfulness per level."""
+    try:
+        from tmr.rg.report import coarse_grain_run
+
+        rep = coarse_grain_run(run_dir, site=site, scheme=scheme, budget=budget, out_dir=out,
+                               n_samples=n_samples, split=split)
+    except ImportError as e:
+        fail(f"coarse-grain needs the training run loader (tmr.train, tmr.hooks): {e}")
+    except (ValueError, FileNotFoundError) as e:
+        fail(str(e))
+    alpha = rep.summary["power_law_alpha"]
+    alpha_s = "none" if alpha is None else f"{alpha:.3f}"
+    table = Table(title=f"{site} {scheme}: k={rep.k} of {rep.summary['n_modes']} modes "
+                        f"(budget {budget}), power-law α={alpha_s}")
+    cols = list(rep.faithfulness[0])
+    for c in cols:
+        table.add_column(c)
+    for row in rep.faithfulness:
+        table.add_row(*(f"{row[c]:.4g}" for c in cols))
+    console.print(table)
+    console.print(f"wrote {', '.join(str(p) for p in rep.paths)}")
+
+
+@app.command("rg-flow")
+def rg_flow(
+    out: Annotated[Path, typer.Option("--out", "-o", help="directory for flow.csv")],
+    rule: Annotated[str, typer.Option(help="majority | decimation | spanning | mean")]
+    = "spanning",
+    b: Annotated[int, typer.Option(help="block side")] = 2,
+    side: Annotated[int, typer.Option(help="lattice side L")] = 64,
+    dim: Annotated[int, typer.Option(help="lattice dimension (2 or 3)")] = 2,
+    n_samples: Annotated[int, typer.Option(help="configurations per p")] = 100,
+    steps: Annotated[int, typer.Option(help="RG steps")] = 3,
+    p: Annotated[str, typer.Option(help="ladder p_min:p_max:count")] = "0.4:0.8:17",
+    seed: Annotated[int, typer.Option(help="seed of the uniform fields")] = 0,
+) -> None:
+    """Iterated block RG flow on site-percolation configurations (open = u < p, one
+    uniform field per sample so the p ladder is nested); fixed point p* and ν."""
+    import csv
+    import json
+
+    import numpy as np
+
+    from tmr.rg import block_flow_table
+
+    try:
+        lo, hi, count = p.split(":")
+        ps = list(np.linspace(float(lo), float(hi), int(count)))
+        rows, summary = block_flow_table(rule, b, ps, side=side, n_samples=n_samples,  # type: ignore[arg-type]
+                                         n_steps=steps, dim=dim, rng=seed)
+    except ValueError as e:
+        fail(f"{e} (p ladder is p_min:p_max:count, e.g. 0.4:0.8:17)")
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "flow.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    (out / "summary.json").write_text(json.dumps({"rule": rule, "b": b, "side": side,
+                                                  "dim": dim, **summary}, indent=2))
+    fmt = {k: "none" if v is None else f"{v:.4f}" for k, v in summary.items()}
+    table = Table(title=f"{rule} rule, b={b}, L={side}, d={dim}: p*={fmt['p_star']}, "
+                        f"ν={fmt['nu']}")
+    for c in ("p", *[f"density@{b ** s}" for s in range(steps + 1)]):
+        table.add_column(c)
+    for pv in ps:
+        dens = [r["density"] for r in rows if r["p"] == float(pv)]
+        table.add_row(f"{pv:.3f}", *(f"{d:.3f}" for d in dens))
+    console.print(table)
+    console.print(f"wrote {out / 'flow.csv'}, {out / 'summary.json'}")
+
+
 def main() -> None:  # pragma: no cover
     app(sys.argv[1:])

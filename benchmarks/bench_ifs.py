@@ -1,0 +1,122 @@
+"""IFS fractals: points/s with full addresses, images/s with per-pixel address maps.
+
+    python benchmarks/bench_ifs.py [--n 2097152] [--images 40] [--repeats 3]
+
+Points: depth D = 12, every digit of every address returned (``aux["address"]``
+(n, 12)) plus three prefix levels. Images: 256 px, 100k points per image, address
+maps at levels 1..3 (with and without level-1 soft histograms).
+
+Baselines, plain numpy written here and measured in the same run: points by
+``D`` steps of ``x <- A[a] x + b[a]`` (``einsum`` on gathered matrices, digits by
+``Generator.choice``); images by the same points binned with ``np.histogram2d``
+and no address maps at all (what public fractal renderers compute). Peak memory is
+the tracemalloc peak of numpy allocations during one call. Single process, single
+thread (numpy's element-wise code and the RNG are single-threaded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import tracemalloc
+from collections.abc import Callable
+from functools import partial
+
+import numpy as np
+
+from generators import ifs, ifs_render
+
+DEPTH = 12
+SIZE = 256
+N_POINTS = 100_000
+
+
+def baseline_points(world: ifs.World, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Plain numpy fixed-depth sampling: one random map and one affine step per level."""
+    gen = np.random.default_rng(seed)
+    lin, off, p = world.system_maps(0)
+    addr = gen.choice(world.n_maps, size=(n, DEPTH), p=p).astype(np.uint8)
+    x = np.zeros((n, world.dim))
+    for j in range(DEPTH - 1, -1, -1):
+        a = addr[:, j]
+        x = np.einsum("nij,nj->ni", lin[a], x) + off[a]
+    return x, addr
+
+
+def baseline_image(world: ifs.World, seed: int) -> np.ndarray:
+    x, _ = baseline_points(world, N_POINTS, seed)
+    lo, hi = world.box[0, 0]
+    img, _, _ = np.histogram2d(x[:, 0], x[:, 1], bins=SIZE, range=[[lo[0], hi[0]],
+                                                                   [lo[1], hi[1]]])
+    return img
+
+
+def baseline_images(world: ifs.World, n: int) -> list[np.ndarray]:
+    return [baseline_image(world, i) for i in range(n)]
+
+
+def measure(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """(best wall seconds, peak MB of one call)."""
+    tracemalloc.start()
+    fn()
+    peak = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, peak
+
+
+def worlds() -> dict[str, ifs.World]:
+    return {"sierpinski (K=3, uniform)": ifs.make_world(system="sierpinski"),
+            "fern (K=4, p=.01/.85/.07/.07)": ifs.make_world(system="fern"),
+            "random σ-factor (K=4, p∝|det|)": ifs.make_world(n_maps=4, rng=0)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n", type=int, default=2**21, help="points per draw")
+    ap.add_argument("--images", type=int, default=40, help="images per draw")
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    gen = np.random.default_rng(0)
+    t, _ = measure(partial(gen.random, 1 << 24), args.repeats)
+    print(f"machine check: numpy draws {(1 << 24) / t / 1e6:,.0f} M uniform doubles/s "
+          "(an idle recent x86 core: about 400-600)\n")
+    print(f"points, D = {DEPTH}, full addresses\n")
+    print("| system | n | points/s | peak MB | baseline points/s | baseline peak MB | "
+          "speed-up |")
+    print("|---|---|---|---|---|---|---|")
+    for label, w in worlds().items():
+        t, mem = measure(partial(ifs.sample, w, args.n, rng=1, depth=DEPTH), args.repeats)
+        nb = args.n // 4  # the baseline is slow; its rate does not depend on n
+        tb, memb = measure(partial(baseline_points, w, nb, 1), args.repeats)
+        print(f"| {label} | {args.n:,} | {args.n / t:,.0f} | {mem:,.0f} | {nb / tb:,.0f} | "
+              f"{memb * args.n / nb:,.0f} (scaled) | {(args.n / t) / (nb / tb):.1f}x |")
+    print(f"\nimages, {SIZE} px, {N_POINTS:,} points each, address maps at levels 1..3\n")
+    print("| system | soft levels | images/s | peak MB | baseline images/s (no addresses) "
+          "| speed-up |")
+    print("|---|---|---|---|---|---|")
+    m = args.images
+    for label, w in worlds().items():
+        tb, _ = measure(partial(baseline_images, w, m // 4), args.repeats)
+        for soft in (0, 1):
+            def draw(w: ifs.World = w, s: int = soft) -> object:
+                return ifs.sample(w, m, rng=1, mode="images", image_size=SIZE,
+                                  n_points=N_POINTS, depth=DEPTH, n_address_levels=3,
+                                  soft_levels=s)
+            t, mem = measure(draw, args.repeats)
+            print(f"| {label} | {soft} | {m / t:,.1f} | {mem:,.0f} | {(m // 4) / tb:,.1f} | "
+                  f"{(m / t) / ((m // 4) / tb):.1f}x |")
+    w = worlds()["sierpinski (K=3, uniform)"]
+    def renders() -> object:
+        return [ifs_render.render(w, i, 1, image_size=SIZE, n_points=N_POINTS, depth=DEPTH,
+                                  soft_levels=0) for i in range(m)]
+    t, _ = measure(renders, args.repeats)
+    print(f"\nrender() alone, sierpinski: {m / t:,.1f} images/s")
+
+
+if __name__ == "__main__":
+    main()
