@@ -122,8 +122,7 @@ def run_case(name: str, tail: nn.Sequential, h: torch.Tensor, y: np.ndarray) -> 
     rows = []
     layers = np_affine_layers(tail, shape)
     hd = h.double().numpy().reshape(len(h), -1)
-    C, _ = obs.specs(len(h), N_CLASSES)
-    C = C.numpy()
+    C = obs.specs(len(h), N_CLASSES)[0].numpy()  # (n, C-1, C) margin specs
     for eps in EPS:
         m0 = rss_mb()
         t0 = time.perf_counter()
