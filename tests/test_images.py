@@ -5,11 +5,16 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
+from generators import HierarchicalSample, percolation
+from tmr.data_adapter import aux_target
 from tmr.hooks import run_with_cache
-from tmr.models import InputSpec, ModelConfig, build_model
+from tmr.models import HookedModel, InputSpec, ModelConfig, build_model
+from tmr.probe_targets import pool_majority, probe_levels
+from tmr.probes import MEAN_POSITION, ProbeConfig, balanced_accuracy, probe_grid
 
 
 @pytest.fixture(autouse=True)
@@ -21,7 +26,7 @@ def one_thread() -> Any:
     torch.set_num_threads(before)
 
 
-def _grid_model(shape: tuple[int, ...], kind: str, **cfg: Any) -> torch.nn.Module:
+def _grid_model(shape: tuple[int, ...], kind: str, **cfg: Any) -> HookedModel:
     spec = InputSpec(kind, math.prod(shape), 4 if kind == "tokens" else 0, shape)
     return build_model(ModelConfig(kind="cnn2d", width=5, **cfg), spec, 1, 3,
                        torch.Generator().manual_seed(0))
@@ -65,3 +70,80 @@ def test_cnn2d_rejects_images_smaller_than_its_blocks() -> None:
         _grid_model((8, 8), "real", n_layers=4)
     with pytest.raises(ValueError, match="needs"):
         build_model(ModelConfig(kind="cnn2d"), InputSpec("real", 8, shape=(8,)), 1, 2)
+
+
+# ----------------------------------------------------------------------------- pooling
+
+def test_majority_pooling_on_hand_made_maps() -> None:
+    y = np.array([
+        [[0, 0], [1, -1]],     # 0 twice, 1 once -> 0
+        [[2, 1], [2, 1]],      # tie 1 and 2 -> the smaller, 1
+        [[-1, -1], [-1, -1]],  # no valid pixel -> -1
+        [[-1, 3], [-1, -1]],   # the only valid pixel -> 3
+    ], dtype=np.int16)  # (n, H, W)
+    assert pool_majority(y).tolist() == [0, 1, -1, 3]
+    assert pool_majority(y).dtype == np.int64
+
+
+def test_majority_pooling_is_chunk_independent(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(-1, 40, size=(50, 6, 6))  # (n, H, W)
+    whole = pool_majority(y)
+    monkeypatch.setattr("tmr.probe_targets.COUNT_CELLS", 41 * 3)  # 3 samples per chunk
+    np.testing.assert_array_equal(pool_majority(y), whole)
+
+
+def test_probe_levels_pool_maps_and_code_scalars_of_any_dtype() -> None:
+    levels = {"f": np.array([0.5, np.nan, 0.5, 2.0]), "b": np.array([True, False, True, True]),
+              "seq": np.array([[1, 2], [3, 4], [5, 6], [7, 8]], dtype=np.uint8),
+              "map": np.array([[[1, 1]], [[2, -1]], [[-1, -1]], [[0, 3]]])}
+    out = probe_levels(levels)
+    assert out["f"].tolist() == [[0], [-1], [0], [1]]  # rank codes, NaN invalid
+    assert out["b"].tolist() == [[1], [0], [1], [1]]
+    assert out["seq"].shape == (4, 2)  # 1-d per-sample levels stay per position
+    assert out["map"].tolist() == [[1], [2], [-1], [0]]
+    assert probe_levels(levels, "none")["map"].shape == (4, 2)
+    with pytest.raises(ValueError, match=r"probe\.pool"):
+        probe_levels(levels, "mean")
+
+
+def test_probes_drop_invalid_rows_and_report_their_count() -> None:
+    rng = np.random.default_rng(3)
+    n = 400
+    y = rng.integers(0, 2, n)  # (n,)
+    h = np.c_[y + 0.01 * rng.normal(size=n), rng.normal(size=(n, 3))]  # planted feature
+    y_missing = np.where(np.arange(n) % 4 == 0, -1, y)  # a quarter invalid
+    cfg = ProbeConfig(group_split=False, inner_folds=2, ridge_grid=(0.01,))
+    rows = probe_grid({"h": h}, {"full": y, "missing": y_missing}, np.arange(n)[:, None],
+                      cfg, step=0, seed=0, rng=1)
+    acc = {r["level"]: r for r in rows if r["metric"] == "accuracy"
+           and r["position"] == MEAN_POSITION}
+    assert acc["full"]["value"] == 1.0 and acc["missing"]["value"] == 1.0
+    assert acc["missing"]["n"] < acc["full"]["n"] == 100  # test_fraction 0.25 of 400
+    assert balanced_accuracy(torch.tensor([-1, 0, 1]), torch.tensor([5, 0, 0])) == 0.5
+
+
+# ----------------------------------------------------------------------------- aux targets
+
+def _perc_sample() -> HierarchicalSample:
+    world = percolation.make_world(lattice="square", size=8, n_levels=3, rng=0)
+    return percolation.sample(world, 30, rng=1, random_x_level=True, site_truth=False)
+
+
+def test_aux_target_picks_fixed_and_per_sample_entries() -> None:
+    s = _perc_sample()
+    np.testing.assert_array_equal(aux_target(s, "x_level"), s.aux["x_level"])
+    own = aux_target(s, "spans", ("x_level", 0))  # spanning along axis 0 at own p
+    expect = [s.aux["spans"][i, s.aux["x_level"][i], 0] for i in range(len(s))]
+    np.testing.assert_array_equal(own, expect)
+    np.testing.assert_array_equal(aux_target(s, "n_clusters", (-1,)), s.aux["n_clusters"][:, -1])
+
+
+@pytest.mark.parametrize(("name", "index", "match"), [
+    ("nope", (), "not an aux array"), ("spans", (0,), "not one value per sample"),
+    ("x_p", (), "integer or boolean"), ("spans", ("x_p", 0), "integer aux"),
+    ("x_level", (0,), "more entries")])
+def test_aux_target_rejects_bad_names_and_shapes(name: str, index: tuple, match: str) -> None:
+    s = _perc_sample()
+    with pytest.raises(ValueError, match=match):
+        aux_target(s, name, index)
