@@ -92,7 +92,7 @@ def test_residual_adds_its_input() -> None:
 
 def test_real_inputs_are_read_in_linearly() -> None:
     spec = input_spec((5, 4, 4), False, 0)  # images (n, H, W) of floats
-    assert spec == InputSpec("real", 16)
+    assert spec == InputSpec("real", 16, shape=(4, 4))
     for kind in ("mlp", "cnn", "transformer"):
         cfg = ModelConfig(kind=kind, width=8, n_heads=2, filter_size=2, n_layers=4)
         out = build_model(cfg, spec, 1, 3)(torch.rand(5, 4, 4))

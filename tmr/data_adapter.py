@@ -3,8 +3,9 @@
 Any generator's file works without change: the observed ``x`` (n, ...) is flattened
 per sample; integer data become token ids (``-1`` padding becomes the id
 ``vocab``, masking uses ``vocab + 1``), real data stay real (images, point
-clouds). Targets are a latent level (root by default) at every position, or the
-tokens themselves for masked / next-token prediction. Ignored targets are -100.
+clouds). Targets are a latent level (root by default) at every position, a
+per-sample aux array (``task.kind = "aux"``, :func:`aux_target`), or the tokens
+themselves for masked / next-token prediction. Ignored targets are -100.
 """
 
 from __future__ import annotations
@@ -55,9 +56,10 @@ class TaskData:
         return xb, yb
 
     def probe_inputs(self) -> tuple[torch.Tensor, dict[str, np.ndarray], np.ndarray]:
-        """Model inputs (n, T), levels {name: (n, P)} and raw x of the probe sample."""
+        """Model inputs (n, T), levels {name: (n, ...)} as stored (the probes turn them
+        into targets, :mod:`tmr.probe_targets`) and raw x of the probe sample."""
         s = self.probe_sample
-        levels = {name: s.level(name).reshape(len(s), -1) for name in self.probe_levels}
+        levels = {name: s.level(name) for name in self.probe_levels}
         return adapt_x(s.x, self.data_vocab), levels, s.x
 
     def describe(self) -> dict[str, Any]:
@@ -88,8 +90,45 @@ def mask_tokens(x: torch.Tensor, p: float, data_vocab: int, g: torch.Generator
     return torch.where(mask, torch.full_like(x, data_vocab + 1), x), y
 
 
+def aux_target(s: HierarchicalSample, name: str, index: tuple[int | str, ...] = ()
+               ) -> np.ndarray:
+    """``(n,)`` int64 class labels from ``s.aux[name]`` (n, ...): each entry of ``index``
+    selects along the next trailing axis, an int the same entry for every sample, a
+    string the entry given per sample by the (n,) integer aux array of that name
+    (``a[i, aux[str][i]]``). The result must be one integer or boolean per sample;
+    negative values are ignored targets."""
+    if name not in s.aux:
+        raise ValueError(f"task.target={name!r} is not an aux array of the data; its aux "
+                         f"arrays are {sorted(s.aux)}")
+    a = np.asarray(s.aux[name])  # (n, ...)
+    rows = np.arange(len(s))  # (n,)
+    for k, ix in enumerate(index):
+        if a.ndim < 2:
+            raise ValueError(f"task.index={list(index)} has more entries than aux {name!r} "
+                             f"has trailing axes ({np.asarray(s.aux[name]).ndim - 1})")
+        if isinstance(ix, str):
+            sel = np.asarray(s.aux.get(ix, ()))
+            if sel.shape != (len(s),) or sel.dtype.kind not in "iu":
+                raise ValueError(f"task.index[{k}]={ix!r} must name an (n,) integer aux "
+                                 f"array; the aux arrays are {sorted(s.aux)}")
+            a = a[rows, sel.astype(np.int64)]
+        else:
+            a = a[:, ix]
+    if a.shape != (len(s),):
+        raise ValueError(f"aux {name!r} indexed by {list(index)} has shape {a.shape}, not one "
+                         f"value per sample; add task.index entries for its trailing axes")
+    if a.dtype.kind not in "iub":
+        raise ValueError(f"aux {name!r} holds {a.dtype} values; task.kind='aux' needs "
+                         "integer or boolean classes")
+    return a.astype(np.int64)
+
+
 def _targets(s: HierarchicalSample, x: torch.Tensor, task: Any, data_vocab: int
              ) -> torch.Tensor:
+    if task.kind == "aux":
+        y = torch.from_numpy(aux_target(s, task.target, task.index))  # (n,)
+        y[y < 0] = IGNORE
+        return y
     if task.kind in ("root", "level"):
         lv = s.level(s.level_names[0] if task.kind == "root" else task.level)
         y = torch.from_numpy(lv.reshape(len(s), -1).astype(np.int64))  # (n, P)

@@ -1,4 +1,4 @@
-"""Small networks with named hook sites: an MLP, a hierarchical CNN and a transformer.
+"""Small networks with named hook sites: an MLP, 1-d and 2-d hierarchical CNNs, a transformer.
 
 Every model is a :class:`HookedModel`: an input adapter (``embed``) followed by a
 list of *stages*, each a ``nn.Sequential`` of standard modules ending at a
@@ -21,7 +21,11 @@ target position, else ``(batch, n_targets, n_classes)``.
 
 The hierarchical CNN follows Cagnetta et al., PRX 14, 031001 (2024), §2.1 of
 ``shared/docs/background.md``: filter size = stride = ``s``, so layer ``i``'s
-positions are the nodes of tree level ``L - 1 - i``.
+positions are the nodes of tree level ``L - 1 - i``. Its 2-d analogue ``cnn2d``
+(:class:`GridCNN`) merges ``s × s`` blocks of a lattice or image per layer (a
+block-spin step: layer ``i`` sees ``s^(i+1) × s^(i+1)`` input blocks), then
+averages over the remaining grid and reads out linearly. It restores the spatial
+shape from :attr:`InputSpec.shape` (data rows stay flattened everywhere else).
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from tmr.hooks import HookPoint
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU,
                                            "leaky_relu": nn.LeakyReLU, "tanh": nn.Tanh}
-KINDS = ("mlp", "cnn", "transformer")
+KINDS = ("mlp", "cnn", "cnn2d", "transformer")
 #: ids appended after the data's vocabulary: padding (data value -1) and mask
 N_SPECIAL_TOKENS = 2
 
@@ -44,13 +48,19 @@ N_SPECIAL_TOKENS = 2
 @dataclasses.dataclass(frozen=True)
 class InputSpec:
     """What the model reads: ``kind`` "tokens" (ids ``0..vocab_size-1``) or "real";
-    ``n_positions`` values per sample (the data row flattened)."""
+    ``n_positions`` values per sample (the data row flattened); ``shape`` the
+    per-sample shape of the data before flattening (``()`` = unknown, 1-d)."""
 
     kind: str
     n_positions: int
     vocab_size: int = 0
+    shape: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "shape", tuple(int(v) for v in self.shape))  # JSON lists
+        if self.shape and math.prod(self.shape) != self.n_positions:
+            raise ValueError(f"InputSpec.shape={self.shape} does not hold n_positions="
+                             f"{self.n_positions} values")
         if self.kind not in ("tokens", "real"):
             raise ValueError(f"InputSpec.kind={self.kind!r} must be 'tokens' or 'real'")
         if self.kind == "tokens" and self.vocab_size < 1:
@@ -62,9 +72,12 @@ class ModelConfig:
     """Architecture (the ``[model]`` table of a training config).
 
     ``width``: hidden units / channels / d_model; ``n_layers``: hidden layers (CNN:
-    None = as many as the tree has levels, ``log_s(n_positions)``); ``filter_size``:
-    CNN filter = stride ``s`` (None = the data's tuple size); ``embedding``: "onehot"
-    or "learned" (``embed_dim`` wide); ``readout``: transformer "pool" or "position".
+    None = as many as the tree has levels, ``log_s(n_positions)``; cnn2d: None =
+    ``floor(log_s(min(H, W)))``); ``filter_size``: CNN filter = stride ``s`` (None = the
+    data's tuple size; cnn2d: 2); ``embedding``: "onehot" or "learned" (``embed_dim``
+    wide); ``readout``: transformer "pool" or "position"; ``channel_axis``: cnn2d, for
+    3-d samples, which axis holds channels (0 or -1; None = the axis of size <= 4,
+    the first one if both are).
     """
 
     kind: str = "cnn"
@@ -81,6 +94,7 @@ class ModelConfig:
     mlp_ratio: int = 2
     readout: str = "pool"
     causal: bool = False
+    channel_axis: int | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -96,6 +110,9 @@ class ModelConfig:
             raise ValueError("model.width and model.embed_dim must be positive")
         if self.n_layers is not None and self.n_layers < 1:
             raise ValueError(f"model.n_layers={self.n_layers} must be positive")
+        if self.channel_axis not in (None, 0, -1):
+            raise ValueError(f"model.channel_axis={self.channel_axis} must be 0 or -1 "
+                             "(or omitted for auto)")
 
 
 class Residual(nn.Module):
@@ -275,6 +292,87 @@ class HierarchicalCNN(HookedModel):
         self._set_stages(stages)
 
 
+class GridInput(nn.Module):
+    """Flat or shaped batch -> ``(batch, C·e, H, W)``: each sample is reshaped to
+    ``spec.shape`` ((H, W), (C, H, W) or (H, W, C)), encoded per value by
+    :class:`TokenInput` (``e`` = one-hot width, embedding width, or 1 for reals) and
+    the channel and encoding axes are merged into conv channels."""
+
+    def __init__(self, spec: InputSpec, embedding: str, embed_dim: int, channel_axis: int):
+        super().__init__()
+        self.tokens = TokenInput(spec, embedding, embed_dim)
+        self.shape = spec.shape
+        self.channel_axis = channel_axis  # 0, -1, or None for 2-d samples
+        c = 1 if len(spec.shape) == 2 else spec.shape[channel_axis]
+        self.n_channels = c * self.tokens.dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.tokens(x)  # (batch, T, e)
+        h = h.reshape(len(h), *self.shape, h.shape[-1])  # (batch, *shape, e)
+        if len(self.shape) == 2:
+            h = h.unsqueeze(1)  # (batch, 1, H, W, e)
+        elif self.channel_axis == -1:
+            h = h.movedim(3, 1)  # (batch, C, H, W, e)
+        h = h.movedim(-1, 2)  # (batch, C, e, H, W)
+        return h.reshape(len(h), self.n_channels, *h.shape[-2:])  # (batch, C·e, H, W)
+
+
+def _channel_axis(shape: tuple[int, ...], given: int | None) -> int | None:
+    if len(shape) == 2:
+        return None
+    if len(shape) != 3:
+        raise ValueError(f"model.kind='cnn2d' needs samples of shape (H, W), (C, H, W) or "
+                         f"(H, W, C); the data's samples have shape {shape}")
+    if given is not None:
+        return given
+    if shape[0] <= 4:
+        return 0
+    if shape[-1] <= 4:
+        return -1
+    raise ValueError(f"cannot tell the channel axis of samples of shape {shape}; set "
+                     "model.channel_axis = 0 or -1")
+
+
+class GridCNN(HookedModel):
+    """2-d CNN with ``s × s`` filters of stride ``s`` (non-overlapping blocks, the
+    lattice analogue of :class:`HierarchicalCNN`), ``n_layers`` blocks
+    ``layers.i.pre`` (Conv2d) / ``layers.i.post`` (activation), then ``head`` =
+    global average pool over the remaining grid, Flatten, Linear. Spatial sizes
+    shrink as ``H -> floor(H / s)`` (leftover rows/columns are dropped)."""
+
+    def __init__(self, cfg: ModelConfig, spec: InputSpec, n_targets: int, n_classes: int):
+        super().__init__()
+        s = cfg.filter_size or 2
+        if s < 2:
+            raise ValueError(f"model.filter_size={s} must be at least 2")
+        shape = spec.shape
+        if len(shape) not in (2, 3):
+            raise ValueError(f"model.kind='cnn2d' needs (n, H, W) or (n, H, W, C) / "
+                             f"(n, C, H, W) data; the data's samples have shape {shape or '1-d'}")
+        axis = _channel_axis(shape, cfg.channel_axis)
+        hw = shape if axis is None else tuple(v for k, v in enumerate(shape)
+                                              if k != axis % 3)
+        h, w = hw
+        n_layers = cfg.n_layers or max(math.floor(math.log(min(h, w), s) + 1e-9), 1)
+        if min(h, w) < s**n_layers:
+            raise ValueError(f"cnn2d with filter_size={s} and n_layers={n_layers} needs "
+                             f"images of at least {s**n_layers} pixels a side, the data has "
+                             f"{h} x {w}; lower model.n_layers or model.filter_size")
+        enc = GridInput(spec, cfg.embedding, cfg.embed_dim, axis)  # type: ignore[arg-type]
+        self.embed = enc
+        act = ACTIVATIONS[cfg.activation]
+        c = enc.n_channels
+        stages: list[tuple[str, nn.Sequential]] = []
+        for i in range(n_layers):
+            stages.append((f"layers.{i}.pre", nn.Sequential(
+                nn.Conv2d(c, cfg.width, kernel_size=s, stride=s, bias=cfg.bias))))
+            stages.append((f"layers.{i}.post", nn.Sequential(act())))
+            c, h, w = cfg.width, h // s, w // s
+        stages.append(("head", nn.Sequential(nn.AvgPool2d((h, w)),
+                                             *_head(c, n_targets, n_classes, cfg.bias))))
+        self._set_stages(stages)
+
+
 class Transformer(HookedModel):
     """Pre-LN transformer encoder: token + position embeddings, ``n_layers`` blocks
     (``layers.i.attn`` after attention, ``layers.i.post`` after the MLP), pooled or
@@ -324,7 +422,8 @@ def build_model(cfg: ModelConfig, spec: InputSpec, n_targets: int, n_classes: in
                 generator: torch.Generator | None = None) -> HookedModel:
     """The model ``cfg.kind`` for inputs ``spec`` and ``n_targets`` outputs of
     ``n_classes`` logits, initialised from ``generator`` (no global seeding)."""
-    cls = {"mlp": MLP, "cnn": HierarchicalCNN, "transformer": Transformer}[cfg.kind]
+    cls = {"mlp": MLP, "cnn": HierarchicalCNN, "cnn2d": GridCNN,
+           "transformer": Transformer}[cfg.kind]
     if cfg.readout == "position" and cfg.kind != "transformer":
         raise ValueError("model.readout='position' is for the transformer only")
     model = cls(cfg, spec, n_targets, n_classes)
@@ -339,7 +438,7 @@ def init_parameters(model: nn.Module, generator: torch.Generator) -> None:
     N(0, 1); attention in-projections Xavier-uniform; learned positions N(0, 0.02²)."""
     with torch.no_grad():
         for m in model.modules():
-            if isinstance(m, nn.Linear | nn.Conv1d):
+            if isinstance(m, nn.Linear | nn.Conv1d | nn.Conv2d):
                 nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5), generator=generator)
                 if m.bias is not None:
                     fan_in = m.weight[0].numel()
@@ -361,8 +460,10 @@ def init_parameters(model: nn.Module, generator: torch.Generator) -> None:
 def input_spec(x_shape: tuple[int, ...], is_integer: bool, data_vocab: int) -> InputSpec:
     """The :class:`InputSpec` of data ``x`` with shape ``(n, ...)``: integer data are
     tokens ``0..data_vocab-1`` plus a padding id ``data_vocab`` (for ``-1``) and a
-    mask id ``data_vocab + 1``; real data are values. Rows are flattened."""
+    mask id ``data_vocab + 1``; real data are values. Rows are flattened; their
+    shape is kept in ``spec.shape`` (what ``cnn2d`` reads)."""
     n_positions = math.prod(x_shape[1:]) or 1
+    shape = tuple(x_shape[1:]) if len(x_shape) > 1 else ()
     if is_integer:
-        return InputSpec("tokens", n_positions, data_vocab + N_SPECIAL_TOKENS)
-    return InputSpec("real", n_positions)
+        return InputSpec("tokens", n_positions, data_vocab + N_SPECIAL_TOKENS, shape)
+    return InputSpec("real", n_positions, shape=shape)

@@ -24,6 +24,12 @@ Levels with several positions are averaged over positions (``position = "mean"``
 per-position rows are kept). Two held-out splits: ``test`` (uniformly random) and
 ``group`` (whole groups of samples sharing the parent level's configuration are held
 out, so memorising surface forms cannot score; not defined for the root).
+
+Levels of any shape and dtype are turned into targets by
+:func:`tmr.probe_targets.probe_levels` (per-pixel maps pooled to one label per
+image, by default the majority valid label). Negative labels (-1: empty /
+ambiguous) are dropped from that target's fit and score; ``n`` is the number of
+scored held-out rows.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ import numpy as np
 import torch
 
 from tmr.hooks import run_with_cache
+from tmr.probe_targets import POOLS, probe_levels
 
 #: columns of probe_scores.csv, in order
 COLUMNS = ("step", "site", "level", "position", "metric", "split", "value", "n", "d",
@@ -61,6 +68,7 @@ class ProbeConfig:
     group_split: bool = True
     steps: str = "final"
     batch_size: int = 1024
+    pool: str = "majority"
 
     def __post_init__(self) -> None:
         if not 0.0 < self.test_fraction < 1.0:
@@ -71,6 +79,8 @@ class ProbeConfig:
             raise ValueError("probe.ridge_grid must be a non-empty list of positive numbers")
         if self.steps not in ("final", "checkpoints"):
             raise ValueError(f"probe.steps={self.steps!r} must be 'final' or 'checkpoints'")
+        if self.pool not in POOLS:
+            raise ValueError(f"probe.pool={self.pool!r} must be one of {POOLS}")
         if self.max_samples < 8:
             raise ValueError(f"probe.max_samples={self.max_samples} must be at least 8")
 
@@ -108,7 +118,12 @@ def collect_activations(model: torch.nn.Module, x: torch.Tensor | np.ndarray,
 # ----------------------------------------------------------------------------- scores
 
 def balanced_accuracy(y_true: torch.Tensor, y_pred: torch.Tensor) -> float:
-    """Mean over the classes present in ``y_true`` of the recall (chance 1/C)."""
+    """Mean over the classes present in ``y_true`` of the recall (chance 1/C); rows
+    with a negative (invalid) true label are ignored (NaN when none is left)."""
+    keep = y_true >= 0
+    y_true, y_pred = y_true[keep], y_pred[keep]
+    if len(y_true) == 0:
+        return float("nan")
     c = int(max(y_true.max(), y_pred.max())) + 1
     total = torch.bincount(y_true, minlength=c)
     hit = torch.bincount(y_true[y_pred == y_true], minlength=c)
@@ -124,12 +139,15 @@ def type_ids(x: np.ndarray) -> np.ndarray:
 
 def control_labels(y: np.ndarray, types: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Control task (Hewitt & Liang 2019): ``(n, P)`` labels where every input type
-    gets, per position, one label drawn from the empirical marginal of ``y[:, p]``."""
+    gets, per position, one label drawn from the empirical marginal of the valid
+    (``>= 0``) labels of ``y[:, p]``; rows invalid in ``y`` stay invalid (-1)."""
     n_types = int(types.max()) + 1
     out = np.empty_like(y)  # (n, P)
     for p in range(y.shape[1]):
-        table = rng.choice(y[:, p], size=n_types, replace=True)  # (n_types,) from marginal
-        out[:, p] = table[types]
+        valid = y[:, p] >= 0  # (n,)
+        pool = y[valid, p] if valid.any() else y[:, p]
+        table = rng.choice(pool, size=n_types, replace=True)  # (n_types,) from marginal
+        out[:, p] = np.where(valid, table[types], y[:, p])
     return out
 
 
@@ -244,6 +262,7 @@ def probe_grid(acts: Mapping[str, np.ndarray], levels: Mapping[str, np.ndarray],
     ``group``, per position and averaged (``position = "mean"``).
     """
     gen = np.random.default_rng(rng)
+    levels = probe_levels(levels, cfg.pool)  # {name: (n, P) int64, -1 invalid}
     names = list(levels)
     n = len(x)
     types = type_ids(x)
@@ -270,9 +289,8 @@ def probe_grid(acts: Mapping[str, np.ndarray], levels: Mapping[str, np.ndarray],
         h = torch.as_tensor(a, dtype=torch.float64)  # (n, d)
         for split, split_levels, (train, test) in splits:
             chosen = [t for t in targets if t.level in split_levels]
-            acc, lams = fit_and_score(h, chosen, train, test, cfg.ridge_grid,
-                                      cfg.inner_folds, gen)
-            rows += _rows(chosen, acc, lams, site=site, split=split, n=len(test),
+            chosen, acc, lams, ns = _fit_valid(h, chosen, train, test, cfg, gen)
+            rows += _rows(chosen, acc, lams, ns, site=site, split=split,
                           d=h.shape[1], step=step, seed=seed)
             done += 1
             if progress is not None:
@@ -280,33 +298,65 @@ def probe_grid(acts: Mapping[str, np.ndarray], levels: Mapping[str, np.ndarray],
     return rows
 
 
-def _rows(targets: Sequence[_Target], acc: Sequence[float], lams: Sequence[float], *,
-          site: str, split: str, n: int, d: int, step: int, seed: int
+def _fit_valid(h: torch.Tensor, targets: Sequence[_Target], train: np.ndarray,
+               test: np.ndarray, cfg: ProbeConfig, gen: np.random.Generator
+               ) -> tuple[list[_Target], list[float], list[float], list[int]]:
+    """:func:`fit_and_score` on the rows where each target is valid (``>= 0``):
+    targets sharing a validity mask share one fit. Targets with fewer than
+    ``2 * inner_folds`` valid training rows or no valid held-out row are dropped.
+    Returns the scored targets, accuracies, λs and held-out row counts."""
+    groups: dict[bytes, list[_Target]] = {}
+    masks: dict[bytes, np.ndarray] = {}
+    for t in targets:
+        valid = (t.y >= 0).numpy()  # (n,)
+        key = np.packbits(valid).tobytes()
+        groups.setdefault(key, []).append(t)
+        masks[key] = valid
+    out_t: list[_Target] = []
+    acc: list[float] = []
+    lams: list[float] = []
+    ns: list[int] = []
+    for key, group in groups.items():
+        tr, te = train[masks[key][train]], test[masks[key][test]]
+        if len(tr) < 2 * cfg.inner_folds or len(te) == 0:
+            continue
+        a, lam = fit_and_score(h, group, tr, te, cfg.ridge_grid, cfg.inner_folds, gen)
+        out_t += group
+        acc += a
+        lams += lam
+        ns += [len(te)] * len(group)
+    return out_t, acc, lams, ns
+
+
+def _rows(targets: Sequence[_Target], acc: Sequence[float], lams: Sequence[float],
+          ns: Sequence[int], *, site: str, split: str, d: int, step: int, seed: int
           ) -> list[dict[str, Any]]:
-    real: dict[tuple[str, int], tuple[float, float, int]] = {}
+    real: dict[tuple[str, int], tuple[float, float, int, int]] = {}
     ctrl: dict[tuple[str, int], float] = {}
-    for t, a, lam in zip(targets, acc, lams, strict=True):
+    for t, a, lam, n in zip(targets, acc, lams, ns, strict=True):
         if t.control:
             ctrl[(t.level, t.position)] = a
         else:
-            real[(t.level, t.position)] = (a, lam, int(torch.unique(t.y).numel()))
-    base = {"step": step, "site": site, "split": split, "n": n, "d": d, "seed": seed}
+            n_classes = int(torch.unique(t.y[t.y >= 0]).numel())
+            real[(t.level, t.position)] = (a, lam, n_classes, n)
+    base = {"step": step, "site": site, "split": split, "d": d, "seed": seed}
     rows: list[dict[str, Any]] = []
     by_level: dict[str, list[dict[str, float]]] = {}
-    for (level, pos), (a, lam, n_classes) in real.items():
+    for (level, pos), (a, lam, n_classes, n) in real.items():
         vals = {"accuracy": a, "ridge_lambda": lam}
         if (level, pos) in ctrl:
             vals["control_accuracy"] = ctrl[(level, pos)]
             vals["selectivity"] = a - ctrl[(level, pos)]
-        by_level.setdefault(level, []).append({**vals, "n_classes": n_classes})
+        by_level.setdefault(level, []).append({**vals, "n_classes": n_classes, "n": n})
         for metric, v in vals.items():
             rows.append({**base, "level": level, "position": pos, "metric": metric,
-                         "value": v, "n_classes": n_classes})
+                         "value": v, "n_classes": n_classes, "n": n})
     for level, items in by_level.items():
         n_classes = max(int(i["n_classes"]) for i in items)
+        n_min = min(int(i["n"]) for i in items)  # the smallest scored position's count
         for metric in ("accuracy", "control_accuracy", "selectivity"):
             if metric in items[0]:
                 rows.append({**base, "level": level, "position": MEAN_POSITION,
                              "metric": metric, "value": float(np.mean([i[metric] for i in items])),
-                             "n_classes": n_classes})
+                             "n_classes": n_classes, "n": n_min})
     return rows

@@ -46,18 +46,27 @@ DEVICES = ("auto", "cpu", "cuda")
 @dataclasses.dataclass(frozen=True)
 class TaskConfig:
     """``kind``: "root" (default), "level" (predict level ``level`` at every position),
-    "masked" (masked-token, ``mask_prob``) or "next" (next token; needs a causal
-    transformer)."""
+    "masked" (masked-token, ``mask_prob``), "next" (next token; needs a causal
+    transformer) or "aux" (predict the per-sample integer/boolean aux array
+    ``target``, indexed along its trailing axes by ``index``: an int picks that entry,
+    a string names an (n,) integer aux array giving each sample's own entry, e.g.
+    percolation ``target = "spans", index = ["x_level", 0]`` = spanning along axis 0
+    at the sample's p; see :func:`tmr.data_adapter.aux_target`)."""
 
     kind: str = "root"
     level: str | None = None
     mask_prob: float = 0.15
+    target: str | None = None
+    index: tuple[int | str, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.kind not in ("root", "level", "masked", "next"):
-            raise ValueError(f"task.kind={self.kind!r} must be root, level, masked or next")
+        if self.kind not in ("root", "level", "masked", "next", "aux"):
+            raise ValueError(f"task.kind={self.kind!r} must be root, level, masked, next "
+                             "or aux")
         if self.kind == "level" and not self.level:
             raise ValueError("task.kind='level' needs task.level = a level name")
+        if self.kind == "aux" and not self.target:
+            raise ValueError("task.kind='aux' needs task.target = the name of an aux array")
         if not 0.0 < self.mask_prob < 1.0:
             raise ValueError(f"task.mask_prob={self.mask_prob} must be in (0, 1)")
 
