@@ -29,6 +29,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from generators import pcfg_prefix
 from generators.pcfg_cnf import binarize
 from generators.pcfg_grammar import Grammar
 
@@ -305,9 +306,19 @@ def next_token_distributions(g: Grammar, x: np.ndarray) -> np.ndarray:
     """(B, n+1, V+1) exact ``P(x_t = a | x_<t)`` for ``t = 0..n`` (row ``t`` conditions
     on the first ``t`` tokens); the last column is the end of the string. Rows sum to
     1 (the grammar's own law, not conditioned on sampling limits). ``x`` may be any
-    prefix of a string of the grammar."""
-    t = tables(g)
+    prefix of a string of the grammar. Layered grammars (``g.layer`` not None) with at
+    most :data:`~generators.pcfg_prefix.MAX_CHAINS` ancestor chains use the linear-time
+    chain forward pass of :mod:`generators.pcfg_prefix` (same values); others use the
+    prefix-probability chart below (cubic in the length)."""
     x = _as_batch(g, x)
+    if g.layer is not None and pcfg_prefix.n_chains(g) <= pcfg_prefix.MAX_CHAINS:
+        return pcfg_prefix.next_token_distributions(g, x)
+    return _next_token_chart(g, x)
+
+
+def _next_token_chart(g: Grammar, x: np.ndarray) -> np.ndarray:
+    """:func:`next_token_distributions` by Jelinek–Lafferty prefix probabilities."""
+    t = tables(g)
     B, n = x.shape
     N, V = t.lex.shape
     lin, sc = _inside(g, x)

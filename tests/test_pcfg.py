@@ -308,6 +308,28 @@ def test_next_token_distributions_equal_brute_force_on_a_finite_grammar(finite):
             np.testing.assert_allclose(d[t], num / num.sum(), atol=1e-12)
 
 
+@pytest.mark.parametrize("params", [None, {"symbols_per_level": (1, 2, 3), "rule_lengths": (1, 3),
+                                             "rng": 3}])
+def test_layered_chain_forward_pass_equals_the_prefix_probability_chart(params):
+    # two exact algorithms (chain automaton vs Jelinek-Lafferty chart): equal to rounding;
+    # the second grammar has unary rules (rule length 1)
+    g = pcfg.make_world(preset="layered") if params is None else pcfg.make_world(
+        preset="layered", params={k: v for k, v in params.items() if k != "rng"},
+        rng=params["rng"])
+    assert g.layer is not None
+    s = pcfg.sample(g, 8, rng=5)
+    n = min(int(s.aux["lengths"].min()), 30)
+    x = s.x[:3, :n].astype(int)
+    fast = inf.next_token_distributions(g, x)
+    np.testing.assert_allclose(fast, inf._next_token_chart(g, x), atol=1e-12)
+    if params is None:
+        return  # strings of the preset are ~250 long: a cubic inside pass would be slow
+    full = s.x[:1, :int(s.aux["lengths"][0])].astype(int)
+    d = inf.next_token_distributions(g, full)[0]
+    chain = sum(math.log(d[t, full[0, t]]) for t in range(full.shape[1])) + math.log(d[-1, -1])
+    assert chain == pytest.approx(inf.log_prob(g, full)[0], rel=1e-10)
+
+
 def test_next_token_distribution_matches_sampled_frequencies(finite):
     s = pcfg.sample(finite, 16384, rng=11)
     first = s.x[:, 0]
