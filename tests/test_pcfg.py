@@ -195,6 +195,30 @@ def test_tree_arrays_are_consistent(english):
             assert col[:len(anc)] == anc[::-1] and all(c == -1 for c in col[len(anc):])
 
 
+@pytest.mark.parametrize("preset_params,max_length", [
+    pytest.param(None, 400, marks=pytest.mark.slow),  # the preset: ~8 s on the general path
+    ({"symbols_per_level": (1, 2, 3), "rule_lengths": (1, 3)}, None),
+    ({"symbols_per_level": (1, 2, 3), "rule_lengths": (1, 3)}, 8)])
+def test_layered_fast_sampler_gives_the_same_bytes_as_the_general_sampler(preset_params,
+                                                                           max_length):
+    # the level-by-level path (generators.pcfg_layered) must reproduce the general
+    # breadth-first sampler exactly, rejections (max_length=8 rejects ~60%) included
+    g = pcfg.make_world(preset="layered", params=preset_params, rng=3)
+    assert g.layer is not None
+    fast = pcfg.sample(g, 300, rng=7, max_length=max_length)
+    layer = g.layer
+    object.__setattr__(g, "layer", None)  # hide the cached layering: general path
+    try:
+        slow = pcfg.sample(g, 300, rng=7, max_length=max_length)
+    finally:
+        object.__setattr__(g, "layer", layer)
+    assert fast.meta["rejection_rate"] == slow.meta["rejection_rate"]
+    for a, b in [(fast.x, slow.x), *zip(fast.levels, slow.levels, strict=True),
+                 *((fast.aux[k], slow.aux[k]) for k in fast.aux)]:
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+
+
 def test_chunks_concatenate_to_the_draw_and_larger_draws_extend_smaller(english):
     whole = pcfg.sample(english, 700, rng=9, max_length=30)
     parts = list(pcfg.iter_chunks(english, 700, rng=9, chunk_size=256, max_length=30))
