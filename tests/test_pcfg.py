@@ -293,6 +293,22 @@ def test_counts_viterbi_and_span_posteriors_equal_brute_force(which, english):
         assert post[0, len(y), 0] == pytest.approx(1.0)  # the root spans everything
 
 
+def test_linear_and_log_scaled_span_posteriors_agree(english):
+    # two implementations of the same formula (per-token scaled linear charts vs per-span
+    # log scales): equal to rounding; a long Dyck string still has root posterior 1
+    s = pcfg.sample(english, 64, rng=3, max_length=12)
+    n = int(np.bincount(s.aux["lengths"]).argmax())
+    x = s.x[s.aux["lengths"] == n][:, :n].astype(int)
+    assert inf._inside_outside_linear(english, x) is not None
+    np.testing.assert_allclose(inf.span_posteriors(english, x),
+                               inf._span_posteriors_scaled(english, x), atol=1e-12)
+    d = pcfg.make_world(preset="dyck")
+    long_x = np.tile([0, 1], 60)[None]  # "()" * 60
+    post = inf.span_posteriors(d, long_x)
+    assert np.isfinite(post).all()
+    assert post[0, 0, 120, 0] == pytest.approx(1.0, abs=1e-12)
+
+
 def test_parse_counts_are_exact_beyond_int64():
     # S -> S S | 'a': Catalan numbers of parses; C_40 > 2**63 ... use length 41
     g = parse_text("S -> S S [0.3] | 'a' [0.7]")
