@@ -10,7 +10,8 @@ round expands the whole frontier (one rule draw per nonterminal by a search in t
 per-left-hand-side cumulative probabilities), so there is no Python recursion and
 the number of rounds is the tree depth. Nodes of one depth come out left to right;
 yield positions follow from subtree sizes (bottom-up sums) and sibling offsets
-(top-down exclusive cumulative sums).
+(top-down exclusive cumulative sums). Layered grammars (``Grammar.layer``) take the
+level-by-level path of :mod:`generators.pcfg_layered`: same random stream, same bytes.
 
 Returned arrays (``W`` = node width, ``T`` = token width, both fixed by the world and
 the limits so that chunks of a draw have equal shapes)::
