@@ -10,7 +10,8 @@ round expands the whole frontier (one rule draw per nonterminal by a search in t
 per-left-hand-side cumulative probabilities), so there is no Python recursion and
 the number of rounds is the tree depth. Nodes of one depth come out left to right;
 yield positions follow from subtree sizes (bottom-up sums) and sibling offsets
-(top-down exclusive cumulative sums).
+(top-down exclusive cumulative sums). Layered grammars (``Grammar.layer``) take the
+level-by-level path of :mod:`generators.pcfg_layered`: same random stream, same bytes.
 
 Returned arrays (``W`` = node width, ``T`` = token width, both fixed by the world and
 the limits so that chunks of a draw have equal shapes)::
@@ -43,6 +44,7 @@ import numpy as np
 from generators import _rng
 from generators.base import HierarchicalSample, concat
 from generators.pcfg_grammar import Grammar, GrammarError
+from generators.pcfg_layered import grow_layout
 from generators.pcfg_presets import build_world
 
 NAME = "pcfg"
@@ -298,11 +300,18 @@ def _block(g: Grammar, ss: np.random.SeedSequence, b: int, w: _Widths,
     parts: list[dict[str, np.ndarray]] = []
     got = drawn = 0
     size = bs
+    layered = g.layer is not None and (max_depth is None or max_depth >= g.max_depth)
+    keys = _rule_keys(g)
     for _ in range(MAX_ROUNDS):
-        trees, _ = _grow(g, gen, size, max_length, max_depth)
+        if layered:  # same stream and bytes, level-by-level fast path
+            arrs, n_ok = grow_layout(g, gen, size, keys, max_length, w.tokens, w.nodes,
+                                     w.levels)
+        else:
+            trees, _ = _grow(g, gen, size, max_length, max_depth)
+            arrs, n_ok = _layout(g, trees, w), trees.n
         drawn += size
-        parts.append(_layout(g, trees, w))
-        got += trees.n
+        parts.append(arrs)
+        got += n_ok
         if got >= bs:
             break
         # next round: the expected shortfall at the observed acceptance, with 10% + 64 spare

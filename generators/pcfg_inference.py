@@ -29,6 +29,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from generators import pcfg_prefix
 from generators.pcfg_cnf import binarize
 from generators.pcfg_grammar import Grammar
 
@@ -190,14 +191,92 @@ def outside_chart(g: Grammar, x: np.ndarray) -> np.ndarray:
     return _to_log(*_outside(g, x, *_inside(g, x)))
 
 
+#: linear charts are used when no product of chart entries and rule probabilities
+#: can come below this (float64 normal range ends at 2.2e-308; margin for sums)
+LINEAR_FLOOR = 1e-290
+
+
+def _inside_outside_linear(g: Grammar, x: np.ndarray
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Inside and outside charts (B, n+1, n+1, N) in linear space with one scale per
+    token (``I'(i, j) = I(i, j) prod_{i<=t<j} s_t``, ``O'(i, j) = O(i, j) prod_{t not in
+    [i, j)} s_t``, ``s_t = 1 / max_A (U* lex)[A, x_t]``; every split and sibling product
+    then carries the same scale, as in scaled forward-backward, Rabiner 1989), and the
+    (B,) scaled ``P'(x)``; so ``I' O' / P' = I O / P``. Returns None when the
+    smallest nonzero entries could underflow in a product (the caller then uses the
+    per-span log-scaled charts)."""
+    t = tables(g)
+    B, n = x.shape
+    N = t.lex.shape[0]
+    lexu = t.lex.T[x] @ t.ustar.T                          # (B, n, N)
+    s = lexu.max(axis=-1)
+    s = np.where(s > 0, s, 1.0)                            # (B, n)
+    # charts batch-last, (n+1, n+1, B, N): a gather of spans copies contiguous rows
+    lin = np.zeros((n + 1, n + 1, B, N))
+    i = np.arange(n)
+    lin[i, i + 1] = np.swapaxes(lexu / s[..., None], 0, 1)
+    for w in range(2, n + 1):
+        i = np.arange(n - w + 1)[:, None]                  # (P, 1)
+        k = i + np.arange(1, w)[None, :]                   # (P, w-1) split points
+        left = lin[i, k].transpose(0, 2, 3, 1)             # (P, B, N, K)
+        right = lin[k, i + w].transpose(0, 2, 1, 3)        # (P, B, K, N)
+        v = (left @ right).reshape(-1, B, N * N)           # (P, B, N*N)
+        cols = i[:, 0]
+        lin[cols, cols + w] = v @ t.pbin @ t.ustar.T
+    # outside pushed from parents to children, widest first: a parent span's
+    # O(i, j) = U*^T (sum of its parents' terms) is final once wider spans are done;
+    # then OP[B, C] = sum_A O_A P(A->BC) gives left child (i, k) sum_C OP[B, C] I_C(k, j)
+    # and right child (k, j) sum_B I_B(i, k) OP[B, C]
+    acc = np.zeros_like(lin)                               # binary-parent terms
+    olin = np.zeros_like(lin)
+    acc[0, n] = np.eye(N)[0]
+    for w in range(n, 1, -1):
+        i = np.arange(n - w + 1)[:, None]                  # (P, 1) parents [i, i+w)
+        k = i + np.arange(1, w)[None, :]                   # (P, w-1)
+        cols = i[:, 0]
+        o = acc[cols, cols + w] @ t.ustar                  # (P, B, N)
+        olin[cols, cols + w] = o
+        op = (o @ t.pbin.T).reshape(-1, B, N, N)           # (P, B, N[B], N[C])
+        right_in = lin[k, i + w].transpose(0, 2, 1, 3)     # (P, B, K, N) I(k, j)
+        left_in = lin[i, k].transpose(0, 2, 1, 3)          # (P, B, K, N) I(i, k)
+        acc[i, k] += (right_in @ np.swapaxes(op, -1, -2)).transpose(0, 2, 1, 3)
+        acc[k, i + w] += (left_in @ op).transpose(0, 2, 1, 3)
+    i = np.arange(n)
+    olin[i, i + 1] = acc[i, i + 1] @ t.ustar
+    lin = np.moveaxis(lin, 2, 0)                           # (B, n+1, n+1, N) views
+    olin = np.moveaxis(olin, 2, 0)
+    z = lin[:, 0, n, 0]
+    nz_i, nz_o = lin[lin > 0], olin[olin > 0]
+    if not (len(nz_i) and len(nz_o)):
+        return None
+    lo_i, lo_o = nz_i.min(), nz_o.min()
+    pos = t.pbin[t.pbin > 0]
+    p_min = (pos.min() if len(pos) else 1.0) * t.ustar[t.ustar > 0].min()
+    if min(lo_i * lo_i, lo_i * lo_o) * p_min < LINEAR_FLOOR or max(nz_i.max(), nz_o.max()) > 1e290:
+        return None
+    return lin, olin, z
+
+
 def span_posteriors(g: Grammar, x: np.ndarray) -> np.ndarray:
     """(B, n+1, n+1, n_nonterminals) ``P(a node labelled A spans [i, j) | x)`` for the
     original nonterminals (zero for spans with ``j <= i``)."""
     x = _as_batch(g, x)
+    n0 = tables(g).n_orig
+    fast = _inside_outside_linear(g, x)
+    if fast is not None:
+        lin_, olin_, z = fast
+        with np.errstate(invalid="ignore", divide="ignore"):
+            inv = np.where(z > 0, 1.0 / z, 0.0)
+        return lin_[..., :n0] * olin_[..., :n0] * inv[:, None, None, None]
+    return _span_posteriors_scaled(g, x)
+
+
+def _span_posteriors_scaled(g: Grammar, x: np.ndarray) -> np.ndarray:
+    """:func:`span_posteriors` from the per-span log-scaled charts (any length)."""
     n = x.shape[1]
+    n0 = tables(g).n_orig
     lin, sc = _inside(g, x)
     olin, osc = _outside(g, x, lin, sc)
-    n0 = tables(g).n_orig
     logz = (_log(lin[:, 0, n, 0]) + sc[:, 0, n])[:, None, None]
     with np.errstate(invalid="ignore"):
         scale = np.exp(sc + osc - logz)
@@ -305,9 +384,19 @@ def next_token_distributions(g: Grammar, x: np.ndarray) -> np.ndarray:
     """(B, n+1, V+1) exact ``P(x_t = a | x_<t)`` for ``t = 0..n`` (row ``t`` conditions
     on the first ``t`` tokens); the last column is the end of the string. Rows sum to
     1 (the grammar's own law, not conditioned on sampling limits). ``x`` may be any
-    prefix of a string of the grammar."""
-    t = tables(g)
+    prefix of a string of the grammar. Layered grammars (``g.layer`` not None) with at
+    most :data:`~generators.pcfg_prefix.MAX_CHAINS` ancestor chains use the linear-time
+    chain forward pass of :mod:`generators.pcfg_prefix` (same values); others use the
+    prefix-probability chart below (cubic in the length)."""
     x = _as_batch(g, x)
+    if g.layer is not None and pcfg_prefix.n_chains(g) <= pcfg_prefix.MAX_CHAINS:
+        return pcfg_prefix.next_token_distributions(g, x)
+    return _next_token_chart(g, x)
+
+
+def _next_token_chart(g: Grammar, x: np.ndarray) -> np.ndarray:
+    """:func:`next_token_distributions` by Jelinek–Lafferty prefix probabilities."""
+    t = tables(g)
     B, n = x.shape
     N, V = t.lex.shape
     lin, sc = _inside(g, x)

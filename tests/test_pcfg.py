@@ -195,6 +195,30 @@ def test_tree_arrays_are_consistent(english):
             assert col[:len(anc)] == anc[::-1] and all(c == -1 for c in col[len(anc):])
 
 
+@pytest.mark.parametrize("preset_params,max_length", [
+    pytest.param(None, 400, marks=pytest.mark.slow),  # the preset: ~8 s on the general path
+    ({"symbols_per_level": (1, 2, 3), "rule_lengths": (1, 3)}, None),
+    ({"symbols_per_level": (1, 2, 3), "rule_lengths": (1, 3)}, 8)])
+def test_layered_fast_sampler_gives_the_same_bytes_as_the_general_sampler(preset_params,
+                                                                           max_length):
+    # the level-by-level path (generators.pcfg_layered) must reproduce the general
+    # breadth-first sampler exactly, rejections (max_length=8 rejects ~60%) included
+    g = pcfg.make_world(preset="layered", params=preset_params, rng=3)
+    assert g.layer is not None
+    fast = pcfg.sample(g, 300, rng=7, max_length=max_length)
+    layer = g.layer
+    object.__setattr__(g, "layer", None)  # hide the cached layering: general path
+    try:
+        slow = pcfg.sample(g, 300, rng=7, max_length=max_length)
+    finally:
+        object.__setattr__(g, "layer", layer)
+    assert fast.meta["rejection_rate"] == slow.meta["rejection_rate"]
+    for a, b in [(fast.x, slow.x), *zip(fast.levels, slow.levels, strict=True),
+                 *((fast.aux[k], slow.aux[k]) for k in fast.aux)]:
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+
+
 def test_chunks_concatenate_to_the_draw_and_larger_draws_extend_smaller(english):
     whole = pcfg.sample(english, 700, rng=9, max_length=30)
     parts = list(pcfg.iter_chunks(english, 700, rng=9, chunk_size=256, max_length=30))
@@ -269,6 +293,22 @@ def test_counts_viterbi_and_span_posteriors_equal_brute_force(which, english):
         assert post[0, len(y), 0] == pytest.approx(1.0)  # the root spans everything
 
 
+def test_linear_and_log_scaled_span_posteriors_agree(english):
+    # two implementations of the same formula (per-token scaled linear charts vs per-span
+    # log scales): equal to rounding; a long Dyck string still has root posterior 1
+    s = pcfg.sample(english, 64, rng=3, max_length=12)
+    n = int(np.bincount(s.aux["lengths"]).argmax())
+    x = s.x[s.aux["lengths"] == n][:, :n].astype(int)
+    assert inf._inside_outside_linear(english, x) is not None
+    np.testing.assert_allclose(inf.span_posteriors(english, x),
+                               inf._span_posteriors_scaled(english, x), atol=1e-12)
+    d = pcfg.make_world(preset="dyck")
+    long_x = np.tile([0, 1], 60)[None]  # "()" * 60
+    post = inf.span_posteriors(d, long_x)
+    assert np.isfinite(post).all()
+    assert post[0, 0, 120, 0] == pytest.approx(1.0, abs=1e-12)
+
+
 def test_parse_counts_are_exact_beyond_int64():
     # S -> S S | 'a': Catalan numbers of parses; C_40 > 2**63 ... use length 41
     g = parse_text("S -> S S [0.3] | 'a' [0.7]")
@@ -306,6 +346,28 @@ def test_next_token_distributions_equal_brute_force_on_a_finite_grammar(finite):
                 if s_[:t] == y[:t]:
                     num[s_[t] if len(s_) > t else -1] += p
             np.testing.assert_allclose(d[t], num / num.sum(), atol=1e-12)
+
+
+@pytest.mark.parametrize("params", [None, {"symbols_per_level": (1, 2, 3), "rule_lengths": (1, 3),
+                                             "rng": 3}])
+def test_layered_chain_forward_pass_equals_the_prefix_probability_chart(params):
+    # two exact algorithms (chain automaton vs Jelinek-Lafferty chart): equal to rounding;
+    # the second grammar has unary rules (rule length 1)
+    g = pcfg.make_world(preset="layered") if params is None else pcfg.make_world(
+        preset="layered", params={k: v for k, v in params.items() if k != "rng"},
+        rng=params["rng"])
+    assert g.layer is not None
+    s = pcfg.sample(g, 8, rng=5)
+    n = min(int(s.aux["lengths"].min()), 30)
+    x = s.x[:3, :n].astype(int)
+    fast = inf.next_token_distributions(g, x)
+    np.testing.assert_allclose(fast, inf._next_token_chart(g, x), atol=1e-12)
+    if params is None:
+        return  # strings of the preset are ~250 long: a cubic inside pass would be slow
+    full = s.x[:1, :int(s.aux["lengths"][0])].astype(int)
+    d = inf.next_token_distributions(g, full)[0]
+    chain = sum(math.log(d[t, full[0, t]]) for t in range(full.shape[1])) + math.log(d[-1, -1])
+    assert chain == pytest.approx(inf.log_prob(g, full)[0], rel=1e-10)
 
 
 def test_next_token_distribution_matches_sampled_frequencies(finite):
