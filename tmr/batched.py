@@ -38,6 +38,7 @@ from tmr.train import (
     _build,
     _config_record,
     _weights,
+    autocast,
     checkpoint_steps,
     evaluate,
     prepare,
@@ -143,7 +144,8 @@ def _train_stacked(preps: list[Prepared], outs: list[Path], progress: Progress |
             xb, yb = p.data.batch(x, rows, train=True, step=step, seed=p.seeds["train"])
             xs.append(xb)
             ys.append(yb)
-        logits = batched(params, buffers, torch.stack(xs))  # (I, B, C) or (I, B, P, C)
+        with autocast(cfg.amp, device):
+            logits = batched(params, buffers, torch.stack(xs))  # (I, B, C) or (I, B, P, C)
         loss = logits.new_zeros(())
         for i, (lg, y) in enumerate(zip(logits, ys, strict=True)):
             lg, y = lg.reshape(-1, lg.shape[-1]), y.reshape(-1)

@@ -19,6 +19,7 @@ Run directory::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -87,8 +88,11 @@ class OptimConfig:
     eval_every: int = 100
     checkpoints: tuple[int, ...] = ()
     log_checkpoints: int = 0
+    amp: str = "off"
 
     def __post_init__(self) -> None:
+        if self.amp not in ("off", "bf16"):
+            raise ValueError(f"optim.amp={self.amp!r} must be 'off' or 'bf16'")
         if self.name not in ("adamw", "sgd"):
             raise ValueError(f"optim.name={self.name!r} must be 'adamw' or 'sgd'")
         if self.lr <= 0 or self.batch_size < 1 or self.steps < 1 or self.eval_every < 1:
@@ -233,6 +237,16 @@ def _build(p: Prepared) -> HookedModel:
     return build_model(p.cfg.model, p.spec, p.data.n_targets, p.data.n_classes, gen).to(p.device)
 
 
+def autocast(amp: str, device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    """Mixed precision for the forward pass of a training step: ``bf16`` autocasts
+    matrix products to bfloat16 (CPU or CUDA; float32's exponent range, so no loss
+    scaling is needed); ``off`` runs in float32. Weights, optimiser state,
+    evaluation and probes stay float32."""
+    if amp == "off":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
 def _optimizer(cfg: OptimConfig, model: nn.Module) -> torch.optim.Optimizer:
     if cfg.name == "sgd":
         return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
@@ -330,7 +344,8 @@ def train(p: Prepared, out: Path, progress: Progress | None = None) -> HookedMod
         while step < total:
             rows = _batch_rows(p.seeds["train"], step, n, cfg.batch_size).to(p.device)
             xb, yb = d.batch(x_tr, rows, train=True, step=step, seed=p.seeds["train"])
-            loss, c, k = _loss(model, xb, yb)
+            with autocast(cfg.amp, p.device):
+                loss, c, k = _loss(model, xb, yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
