@@ -77,6 +77,32 @@ def _data_path(run_dir: Path, path: Path) -> Path:
                      f"working directory, the run directory and two levels up)")
 
 
+def site_activations(run_dir: str | Path, site: str, n: int, *, step: int | None = None
+                     ) -> tuple[torch.nn.Module, torch.Tensor, np.ndarray]:
+    """(model in eval mode, activations h (n', *site_shape) float64, root labels (n',)) on the
+    first n' = min(n, n_test) test inputs of a one-target (task.kind='root') run."""
+    from generators import streams
+    from tmr.data_adapter import prepare_task
+    from tmr.hooks import run_with_cache
+    from tmr.train import SEED_STREAMS, load_run
+
+    run_dir = Path(run_dir)
+    model, cfg, data_path = load_run(run_dir, step)
+    if site not in model.sites:
+        raise ValueError(f"unknown site {site!r}; this model's sites are {list(model.sites)}")
+    seeds = streams(cfg.seed, *SEED_STREAMS)
+    data = prepare_task(str(_data_path(run_dir, data_path)), cfg.task, cfg.data, cfg.probe,
+                        seeds["split"])
+    if data.y_test.ndim != 1:
+        raise ValueError(f"tmr bound needs a one-target task (task.kind='root'); this run has "
+                         f"targets of shape {tuple(data.y_test.shape[1:])} per input")
+    model = model.eval()
+    x = data.x_test[:n]
+    with torch.no_grad():
+        _, cache = run_with_cache(model, x, [site])
+    return model, cache[site].double(), data.y_test[:n].numpy()
+
+
 def bound_run(run_dir: str | Path, site: str, *, scheme: str = "pca", keep: int = 8,
               eps: Sequence[float | str] = (0.1, 1.0, 5.0), observable: str = "margin",
               n_inputs: int = 200, n_pca: int = 2000, step: int | None = None,
@@ -89,31 +115,12 @@ def bound_run(run_dir: str | Path, site: str, *, scheme: str = "pca", keep: int 
     tail projection ‖V_tailᵀ(h − h̄)‖₂ (bounds.natural_scale). Rows also give, for the margin
     observable, the fraction of inputs whose certified bound is below their margin (the
     subspace provably cannot flip the prediction; NaN for other observables)."""
-    from generators import streams
-    from tmr.data_adapter import prepare_task
-    from tmr.hooks import run_with_cache
-    from tmr.train import SEED_STREAMS, load_run
-
     if scheme not in SCHEMES:
         raise ValueError(f"unknown scheme {scheme!r}; available: {list(SCHEMES)}")
-    run_dir = Path(run_dir)
-    model, cfg, data_path = load_run(run_dir, step)
-    if site not in model.sites:
-        raise ValueError(f"unknown site {site!r}; this model's sites are {list(model.sites)}")
-    seeds = streams(cfg.seed, *SEED_STREAMS)
-    data = prepare_task(str(_data_path(run_dir, data_path)), cfg.task, cfg.data, cfg.probe,
-                        seeds["split"])
-    if data.y_test.ndim != 1:
-        raise ValueError(f"tmr bound needs a one-target task (task.kind='root'); this run has "
-                         f"targets of shape {tuple(data.y_test.shape[1:])} per input")
-    model = model.eval()
-    x = data.x_test[:max(n_pca, n_inputs)]
-    with torch.no_grad():
-        _, cache = run_with_cache(model, x, [site])
-    h = cache[site].double()  # (n, *site_shape)
+    model, h, y = site_activations(run_dir, site, max(n_pca, n_inputs), step=step)
     acts = h.reshape(len(h), -1).numpy()  # (n, d)
     V_rel, V_tail = B.pca_split(acts[:n_pca], keep)
-    labels = data.y_test[:n_inputs].numpy()
+    labels = y[:n_inputs]
     obs = parse_observable(observable, labels)
     scale = B.natural_scale(acts[:n_pca], V_tail)
     radii = resolve_eps(eps, scale)
