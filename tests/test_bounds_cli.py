@@ -53,3 +53,37 @@ def test_bound_command_rejects_unknown_site_and_scheme(run_dir: Path) -> None:
     res = CliRunner().invoke(app, ["bound", str(run_dir), "--site", "layers.1.post",
                                    "--scheme", "ntk"])
     assert res.exit_code == 2 and "unknown scheme" in res.output
+
+
+def test_natural_radius_is_the_median_tail_fluctuation_and_scales(run_dir: Path,
+                                                                   tmp_path: Path) -> None:
+    res = CliRunner().invoke(app, ["bound", str(run_dir), "--site", "layers.1.post", "--keep",
+                                   "4", "--eps", "natural,natural*2", "--n-inputs", "12",
+                                   "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    with (tmp_path / "bounds_layers.1.post.csv").open() as f:
+        rows: list[dict[str, Any]] = list(csv.DictReader(f))
+    scale = float(rows[0]["tail_natural_scale"])
+    assert scale > 0
+    assert [float(r["eps"]) for r in rows] == pytest.approx([scale, 2 * scale], rel=1e-5)
+    for r in rows:  # a fraction, and the bigger ball can only certify fewer inputs
+        assert 0 <= float(r["no_flip_certified"]) <= 1
+    assert float(rows[1]["no_flip_certified"]) <= float(rows[0]["no_flip_certified"])
+
+
+def test_natural_scale_is_the_quantile_of_projected_norms() -> None:
+    import numpy as np
+
+    from tmr.bounds import natural_scale
+    from tmr.bounds_run import parse_eps
+
+    rng = np.random.default_rng(0)
+    acts = rng.normal(size=(501, 5)) * np.array([3.0, 2.0, 1.0, 0.5, 0.1])  # (n, d)
+    V = np.eye(5)[:, 3:]  # (d, 2): the two smallest axes
+    norms = np.linalg.norm((acts - acts.mean(0))[:, 3:], axis=1)
+    assert natural_scale(acts, V) == pytest.approx(np.median(norms), rel=1e-12)
+    assert natural_scale(acts, V, 0.9) == pytest.approx(np.quantile(norms, 0.9), rel=1e-12)
+    assert parse_eps("0.5, natural ,natural*3") == [0.5, "natural", "natural*3"]
+    for bad in ("natural*x", "naturalx", "abc", "natural*-1"):
+        with pytest.raises(ValueError, match="bad radius"):
+            parse_eps(bad)

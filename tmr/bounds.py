@@ -483,6 +483,19 @@ def variance_fraction(acts: np.ndarray, V: np.ndarray) -> float:
     return float(((c @ np.asarray(V, dtype=np.float64)) ** 2).sum() / total) if total else 0.0
 
 
+def natural_scale(acts: np.ndarray, V: np.ndarray, quantile: float = 0.5) -> float:
+    """Typical size of the activations' fluctuation inside span(V): the `quantile` over inputs
+    of ‖Vᵀ(h − h̄)‖₂ (acts (n, d), h̄ their mean). Used as the radius ε at which a subspace is
+    "certifiably irrelevant": a ball of that size holds the projection of most inputs."""
+    a = np.asarray(acts, dtype=np.float64).reshape(len(acts), -1)
+    if not 0.0 <= quantile <= 1.0:
+        raise ValueError(f"quantile={quantile} must lie in [0, 1]")
+    if len(a) == 0:
+        raise ValueError("natural_scale needs at least one activation row")
+    norms = np.linalg.norm((a - a.mean(0)) @ np.asarray(V, dtype=np.float64), axis=1)  # (n,)
+    return float(np.quantile(norms, quantile))
+
+
 @dataclass(frozen=True)
 class Separation:
     tail: BoundResult

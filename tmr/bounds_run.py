@@ -4,6 +4,7 @@ plot of bound vs ε (the library behind ``tmr bound``; the maths is in tmr/bound
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,7 +16,46 @@ from tmr import bounds as B
 SCHEMES = ("pca",)
 COLUMNS = ("site", "scheme", "keep", "observable", "n_inputs", "eps", "status", "certified",
            "empirical", "ratio", "relevant_certified", "relevant_empirical", "separation_index",
-           "tail_variance_fraction")
+           "tail_variance_fraction", "tail_natural_scale", "no_flip_certified",
+           "relevant_no_flip_certified")
+NATURAL = "natural"  # ε token: the median tail fluctuation ‖V_tailᵀ(h − h̄)‖₂ (bounds.natural_scale)
+
+
+def parse_eps(text: str) -> list[float | str]:
+    """'0.1,1,natural,natural*3' → [0.1, 1.0, 'natural', 'natural*3']: numbers, or multiples of
+    the site's natural tail scale, resolved by bound_run once the tail basis is known."""
+    out: list[float | str] = []
+    for tok in (t.strip() for t in text.split(",")):
+        if not tok:
+            continue
+        if tok.startswith(NATURAL):
+            _natural_factor(tok)  # validate now
+            out.append(tok)
+        else:
+            try:
+                out.append(float(tok))
+            except ValueError:
+                raise ValueError(f"bad radius {tok!r} in --eps; use numbers, 'natural' or "
+                                 f"'natural*C' (C times the median tail fluctuation)") from None
+    return out
+
+
+def _natural_factor(tok: str) -> float:
+    rest = tok[len(NATURAL):]
+    if rest == "":
+        return 1.0
+    try:
+        factor = float(rest[1:]) if rest.startswith("*") else math.nan
+    except ValueError:
+        factor = math.nan
+    if not (math.isfinite(factor) and factor >= 0):
+        raise ValueError(f"bad radius {tok!r}; use 'natural' or 'natural*C' with a number C ≥ 0")
+    return factor
+
+
+def resolve_eps(eps: Sequence[float | str], scale: float) -> list[float]:
+    """Numbers stay; 'natural' → scale, 'natural*C' → C·scale."""
+    return [_natural_factor(e) * scale if isinstance(e, str) else float(e) for e in eps]
 
 
 def parse_observable(name: str, labels: np.ndarray) -> B.Observable:
@@ -37,21 +77,15 @@ def _data_path(run_dir: Path, path: Path) -> Path:
                      f"working directory, the run directory and two levels up)")
 
 
-def bound_run(run_dir: str | Path, site: str, *, scheme: str = "pca", keep: int = 8,
-              eps: Sequence[float] = (0.1, 1.0, 5.0), observable: str = "margin",
-              n_inputs: int = 200, n_pca: int = 2000, step: int | None = None,
-              steps: int = B.ATTACK_STEPS, restarts: int = B.ATTACK_RESTARTS
-              ) -> tuple[list[dict], B.Separation]:
-    """Separation bounds at `site` of a run: the basis comes from `scheme` on the site's
-    activations over the first `n_pca` test inputs (top `keep` = relevant, rest = tail); bounds
-    are computed for the first `n_inputs` test inputs, observable against their root labels."""
+def site_activations(run_dir: str | Path, site: str, n: int, *, step: int | None = None
+                     ) -> tuple[torch.nn.Module, torch.Tensor, np.ndarray]:
+    """(model in eval mode, activations h (n', *site_shape) float64, root labels (n',)) on the
+    first n' = min(n, n_test) test inputs of a one-target (task.kind='root') run."""
     from generators import streams
     from tmr.data_adapter import prepare_task
     from tmr.hooks import run_with_cache
     from tmr.train import SEED_STREAMS, load_run
 
-    if scheme not in SCHEMES:
-        raise ValueError(f"unknown scheme {scheme!r}; available: {list(SCHEMES)}")
     run_dir = Path(run_dir)
     model, cfg, data_path = load_run(run_dir, step)
     if site not in model.sites:
@@ -63,19 +97,49 @@ def bound_run(run_dir: str | Path, site: str, *, scheme: str = "pca", keep: int 
         raise ValueError(f"tmr bound needs a one-target task (task.kind='root'); this run has "
                          f"targets of shape {tuple(data.y_test.shape[1:])} per input")
     model = model.eval()
-    x = data.x_test[:max(n_pca, n_inputs)]
+    x = data.x_test[:n]
     with torch.no_grad():
         _, cache = run_with_cache(model, x, [site])
-    h = cache[site].double()  # (n, *site_shape)
+    return model, cache[site].double(), data.y_test[:n].numpy()
+
+
+def bound_run(run_dir: str | Path, site: str, *, scheme: str = "pca", keep: int = 8,
+              eps: Sequence[float | str] = (0.1, 1.0, 5.0), observable: str = "margin",
+              n_inputs: int = 200, n_pca: int = 2000, step: int | None = None,
+              steps: int = B.ATTACK_STEPS, restarts: int = B.ATTACK_RESTARTS
+              ) -> tuple[list[dict], B.Separation]:
+    """Separation bounds at `site` of a run: the basis comes from `scheme` on the site's
+    activations over the first `n_pca` test inputs (top `keep` = relevant, rest = tail); bounds
+    are computed for the first `n_inputs` test inputs, observable against their root labels.
+    Radii may be 'natural' / 'natural*C': C × the median over those `n_pca` inputs of the
+    tail projection ‖V_tailᵀ(h − h̄)‖₂ (bounds.natural_scale). Rows also give, for the margin
+    observable, the fraction of inputs whose certified bound is below their margin (the
+    subspace provably cannot flip the prediction; NaN for other observables)."""
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown scheme {scheme!r}; available: {list(SCHEMES)}")
+    model, h, y = site_activations(run_dir, site, max(n_pca, n_inputs), step=step)
     acts = h.reshape(len(h), -1).numpy()  # (n, d)
     V_rel, V_tail = B.pca_split(acts[:n_pca], keep)
-    labels = data.y_test[:n_inputs].numpy()
+    labels = y[:n_inputs]
     obs = parse_observable(observable, labels)
-    sep = B.separation(model, h[:n_inputs], V_tail, obs, eps, V_relevant=V_rel,
+    scale = B.natural_scale(acts[:n_pca], V_tail)
+    radii = resolve_eps(eps, scale)
+    sep = B.separation(model, h[:n_inputs], V_tail, obs, radii, V_relevant=V_rel,
                        acts=acts[:n_pca], site=site, steps=steps, restarts=restarts)
+    no_flip = [_no_flip(sep.tail, observable), _no_flip(sep.relevant, observable)]
     rows = [{"site": site, "scheme": scheme, "keep": keep, "observable": observable,
-             "n_inputs": len(labels), **r} for r in B.table(sep)]
+             "n_inputs": len(labels), **r, "tail_natural_scale": scale,
+             "no_flip_certified": no_flip[0][i], "relevant_no_flip_certified": no_flip[1][i]}
+            for i, r in enumerate(B.table(sep))]
     return rows, sep
+
+
+def _no_flip(res: B.BoundResult, observable: str) -> list[float]:
+    """Per ε, the fraction of inputs with certified bound < margin g0 (NaN unless margin or
+    uncertified): inside the ball the predicted class provably stays the same."""
+    if observable != "margin" or res.certified is None:
+        return [math.nan] * len(res.eps)
+    return [float(np.mean(c < res.g0)) for c in res.certified]
 
 
 def save(rows: list[dict], out_dir: str | Path) -> tuple[Path, Path]:

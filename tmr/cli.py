@@ -337,7 +337,9 @@ def bound(
     site: Annotated[str, typer.Option(help="hook site, e.g. layers.2.post")],
     scheme: Annotated[str, typer.Option(help="RG scheme giving the tail subspace")] = "pca",
     keep: Annotated[int, typer.Option(help="relevant modes kept; the rest is the tail")] = 8,
-    eps: Annotated[str, typer.Option(help="comma-separated ℓ2 radii")] = "0.1,1,5",
+    eps: Annotated[str, typer.Option(
+        help="comma-separated ℓ2 radii; 'natural' = median tail fluctuation "
+             "‖V_tailᵀ(h − h̄)‖, 'natural*C' = C times it")] = "0.1,1,5",
     observable: Annotated[str, typer.Option(help="margin, loss or logit:C")] = "margin",
     n_inputs: Annotated[int, typer.Option(help="test inputs bounded")] = 200,
     out: Annotated[Path | None, typer.Option(help="output dir (default RUN_DIR/bounds)")] = None,
@@ -347,11 +349,11 @@ def bound(
     under perturbations in a site's tail subspace, beside the relevant subspace at equal ε."""
     import torch
 
-    from tmr.bounds_run import bound_run, save
+    from tmr.bounds_run import bound_run, parse_eps, save
 
     torch.set_num_threads(max(threads, 1))
     try:
-        radii = [float(e) for e in eps.split(",") if e.strip()]
+        radii = parse_eps(eps)
         rows, _ = bound_run(run_dir, site, scheme=scheme, keep=keep, eps=radii,
                             observable=observable, n_inputs=n_inputs)
     except (ValueError, TypeError, FileNotFoundError) as e:
@@ -360,13 +362,16 @@ def bound(
     r0 = rows[0]
     frac = r0["tail_variance_fraction"]
     table = Table(title=f"{site}: {scheme} tail (keep {keep}, variance fraction "
-                        f"{frac:.3g}), {observable}, {r0['n_inputs']} inputs, {r0['status']}")
-    for c in ("ε", "certified", "empirical", "ratio", "relevant cert.", "separation index"):
+                        f"{frac:.3g}, natural scale {r0['tail_natural_scale']:.3g}), "
+                        f"{observable}, {r0['n_inputs']} inputs, {r0['status']}")
+    for c in ("ε", "certified", "empirical", "ratio", "relevant cert.", "separation index",
+              "no flip (tail / relevant)"):
         table.add_column(c)
     for r in rows:
         table.add_row(f"{r['eps']:g}", f"{r['certified']:.4g}", f"{r['empirical']:.4g}",
                       f"{r['ratio']:.3g}", f"{r['relevant_certified']:.4g}",
-                      f"{r['separation_index']:.3g}")
+                      f"{r['separation_index']:.3g}",
+                      f"{r['no_flip_certified']:.2f} / {r['relevant_no_flip_certified']:.2f}")
     console.print(table)
     console.print(f"wrote {csv_path}, {png}")
 
