@@ -5,7 +5,8 @@ Run the studies first (commands in docs/readme_metrics.md, "Example studies"), t
     PYTHONPATH=$PWD python docs/metrics_studies.py
 
 writes docs/img/metrics_claims_cnn_mlp.png (study a) and docs/img/metrics_grokking.png
-(study b), and prints the paper-000 claims of runs/study_cnn and runs/study_mlp.
+(study b; metrics_grokking_4k.png for the 4096-sample variant), and prints the
+paper-000 claims of runs/study_cnn and runs/study_mlp.
 """
 
 from __future__ import annotations
@@ -58,8 +59,8 @@ def study_a() -> None:
     fig.savefig(IMG / "metrics_claims_cnn_mlp.png", dpi=90)
 
 
-def study_b() -> None:
-    run = RUNS / "study_grok"
+def study_b(name: str = "study_grok", png: str = "metrics_grokking.png") -> None:
+    run = RUNS / name
     log = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     log = [m for m in log if m["train_acc"] is not None]
     rows = read_table(run / "layer_metrics.csv")
@@ -81,7 +82,7 @@ def study_b() -> None:
                "held-out rows")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(IMG / "metrics_grokking.png", dpi=90)
+    fig.savefig(IMG / png, dpi=90)
 
 
 if __name__ == "__main__":
@@ -90,3 +91,5 @@ if __name__ == "__main__":
         study_a()
     if (RUNS / "study_grok/layer_metrics.csv").exists():
         study_b()
+    if (RUNS / "study_grok4k/layer_metrics.csv").exists():  # 4096 training samples
+        study_b("study_grok4k", "metrics_grokking_4k.png")
