@@ -16,12 +16,14 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 # A small RHM (v=8, m=4, s=2, L=3; 16384 samples), a hierarchical CNN trained on
-# its root, every layer probed against every level; ends with the heatmap path.
+# its root, every layer probed against every level, layer metrics at 5 log-spaced
+# checkpoints; ends with report.html and the paper-000 claims table.
 demo: $(STAMP)
 	$(BIN)/tmr generate configs/rhm.toml --out data/demo_rhm.h5 --overwrite
 	rm -rf runs/demo_cnn
 	$(BIN)/tmr train-and-probe configs/train_rhm_cnn.toml --data data/demo_rhm.h5 \
 		--out runs/demo_cnn --threads 1
+	$(BIN)/tmr report runs/demo_cnn
 
 lint: $(STAMP)
 	$(BIN)/ruff check generators tmr tests benchmarks

@@ -376,5 +376,30 @@ def bound(
     console.print(f"wrote {csv_path}, {png}")
 
 
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory with layer_metrics.csv")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="write here (default: "
+                                             "the run directory)")] = None,
+) -> None:
+    """Write report.html (plots embedded) and summary.md (paper-000 claims) for a run."""
+    from tmr.report import claims_from_rows, write_report
+
+    try:
+        page, summary = write_report(run_dir, out)
+    except (FileNotFoundError, ValueError) as e:
+        fail(str(e))
+    from tmr.metrics.table import read_table
+
+    table = Table(title="paper 000 claims (last step)")
+    for col in ("claim", "statement", "holds", "Spearman vs depth"):
+        table.add_column(col)
+    for c in claims_from_rows(read_table(Path(run_dir) / "layer_metrics.csv")):
+        table.add_row(f"({c['claim']})", str(c["statement"]), "yes" if c["holds"] else "no",
+                      f"{float(c['spearman']):.2f}")  # type: ignore[arg-type]
+    console.print(table)
+    console.print(f"report: {page}\nsummary: {summary}")
+
+
 def main() -> None:  # pragma: no cover
     app(sys.argv[1:])

@@ -14,6 +14,7 @@ Run directory::
     model.pt                    final weights and what is needed to rebuild the model
     checkpoints/step_NNNNNNN.pt weights at the chosen steps; resume.pt for resuming
     probe_scores.csv            tidy probe table (tmr.probes.COLUMNS)
+    layer_metrics.csv           layer metrics at the chosen steps (tmr.train_metrics)
     layer_level.png             selectivity heatmap drawn from the CSV (tmr.plots)
 """
 
@@ -38,6 +39,7 @@ from tmr.config import ConfigError, apply_overrides, from_dict, read_toml, to_di
 from tmr.data_adapter import TaskData, prepare_task
 from tmr.models import HookedModel, InputSpec, ModelConfig, build_model
 from tmr.probes import COLUMNS, ProbeConfig, collect_activations, match_sites, probe_grid
+from tmr.train_metrics import MetricsConfig, record_metrics
 
 Progress = Callable[[str, int, int], None]
 SEED_STREAMS = ("init", "train", "split", "probe")
@@ -120,6 +122,7 @@ class TrainConfig:
     task: TaskConfig = dataclasses.field(default_factory=TaskConfig)
     optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
     probe: ProbeConfig = dataclasses.field(default_factory=ProbeConfig)
+    metrics: MetricsConfig = dataclasses.field(default_factory=MetricsConfig)
 
     def __post_init__(self) -> None:
         if self.seed < 0:
@@ -183,6 +186,9 @@ def _check_out_dir(out: Path, cfg_dict: dict[str, Any]) -> None:
         raise ValueError(f"output directory {str(out)!r} is not empty and holds no run "
                          "(no config.json); choose an empty or new directory")
     old = json.loads(cfg_file.read_text())["config"]
+    # runs recorded before a config table existed read with its defaults
+    with contextlib.suppress(ConfigError, ValueError, TypeError):
+        old = to_dict(from_dict(TrainConfig, old))
     if old != cfg_dict:
         diff = _first_difference(old, cfg_dict)
         raise ValueError(f"output directory {str(out)!r} holds a run of a different config "
@@ -399,7 +405,8 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
 
 def run(config: TrainConfig, out_dir: str | Path, *, progress: Progress | None = None
         ) -> Path:
-    """Train, probe and plot into ``out_dir`` (skipping finished stages); returns
+    """Train, probe, record layer metrics and plot into ``out_dir`` (skipping finished
+    stages: a stage's output file is written atomically once complete); returns
     the heatmap path. Bad input raises ValueError before anything is trained."""
     from tmr import plots
 
@@ -419,6 +426,7 @@ def run(config: TrainConfig, out_dir: str | Path, *, progress: Progress | None =
     if not csv_path.is_file():
         rows = probe_run(p, model, out, progress)
         write_csv(rows, csv_path)
+    record_metrics(p, model, out, progress)
     png = out / "layer_level.png"
     if not png.is_file():
         metric = "selectivity" if p.cfg.probe.control else "accuracy"

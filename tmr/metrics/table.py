@@ -8,6 +8,7 @@ as label (-1: the whole level row, or none).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -100,14 +101,18 @@ def write_table(rows: Iterable[Mapping[str, object]], path: str | Path, *,
 
 
 def read_table(path: str | Path) -> list[dict[str, object]]:
-    """Rows of a tidy CSV, numbers parsed (``value`` float; ``step``, ``n``... int)."""
+    """Rows of a tidy CSV, numbers parsed (``value`` float; ``step``, ``n``... int;
+    non-numeric entries such as the probes' ``position = "mean"`` kept as text)."""
     out: list[dict[str, object]] = []
     with Path(path).open(newline="") as f:
         for row in csv.DictReader(f):
             parsed: dict[str, object] = dict(row)
             for key in ("step", "position", "n", "d", "n_classes", "seed"):
-                if row.get(key) not in (None, ""):
-                    parsed[key] = int(float(row[key]))
+                text = row.get(key)
+                if text not in (None, ""):
+                    # probe_scores' position "mean" stays a string
+                    with contextlib.suppress(ValueError):
+                        parsed[key] = int(float(text))  # type: ignore[arg-type]
             parsed["value"] = float(row["value"]) if row.get("value") not in (None, "") \
                 else float("nan")
             out.append(parsed)

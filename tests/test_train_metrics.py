@@ -1,0 +1,122 @@
+"""Layer metrics recorded over training and `tmr report` on a tiny real run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from tmr import io
+from tmr.cli import app
+from tmr.config import data_config_from_dict, from_dict
+from tmr.metrics.table import COLUMNS, read_table
+from tmr.train import TrainConfig, checkpoint_steps, run
+
+RHM = {"name": "rhm", "vocab_size": 8, "n_classes": 8, "n_synonyms": 2, "tuple_size": 2,
+       "n_levels": 3}
+TINY = {"seed": 1, "device": "cpu",
+        "model": {"kind": "cnn", "width": 8},
+        "optim": {"steps": 24, "eval_every": 8, "batch_size": 32, "log_checkpoints": 3},
+        "probe": {"max_samples": 160, "inner_folds": 2, "ridge_grid": [0.01, 1.0],
+                  "sites": ["embed", "layers.*.post"], "levels": ["root"], "steps": "checkpoints"},
+        "metrics": {"metrics": ["effective_rank", "knn_mi", "twonn", "mi_input",
+                                "separation"], "knn_samples": 100}}
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Any:
+    # tiny models on 2 shared cores: one torch thread avoids OpenMP spin-waiting
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "rhm.h5"
+    cfg = data_config_from_dict({"seed": 0, "n_samples": 600, "generator": RHM,
+                                 "splits": {"test_fraction": 0.3}})
+    return io.write_dataset(path, cfg)
+
+
+def _config(data: Path, **metrics: Any) -> TrainConfig:
+    raw = json.loads(json.dumps(TINY))
+    raw["metrics"].update(metrics)
+    return from_dict(TrainConfig, {**raw, "data_path": str(data)})
+
+
+@pytest.fixture(scope="module")
+def run_dir(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("run")
+    run(_config(data), out)
+    return out
+
+
+def test_metrics_are_recorded_at_every_saved_step_with_probe_columns(run_dir: Path) -> None:
+    rows = read_table(run_dir / "layer_metrics.csv")
+    assert set(rows[0]) == set(COLUMNS)
+    saved = checkpoint_steps(_config(Path("x")).optim, 24)
+    assert saved == [1, 5, 24]
+    assert sorted({int(r["step"]) for r in rows}) == saved  # type: ignore[call-overload]
+    assert {r["metric"] for r in rows} == set(TINY["metrics"]["metrics"])  # type: ignore[index]
+    assert {r["site"] for r in rows} == {"embed", "layers.0.post", "layers.1.post",
+                                         "layers.2.post"}
+    # probes ran at the same checkpoints, so both tables share their steps
+    probes = read_table(run_dir / "probe_scores.csv")
+    assert {r["step"] for r in probes} == set(saved)
+
+
+def test_fixed_embedding_metrics_do_not_change_over_training(run_dir: Path) -> None:
+    # the one-hot embedding has no parameters: its metrics on the same fixed rows are
+    # identical at every step (same rows are used at every checkpoint)
+    rows = read_table(run_dir / "layer_metrics.csv")
+    for metric in ("effective_rank", "separation", "mi_input"):
+        values = {r["value"] for r in rows
+                  if r["site"] == "embed" and r["metric"] == metric and r["level"] in ("", "root")}
+        assert len(values) == 1, (metric, values)
+
+
+def test_rerun_skips_a_complete_table_and_recomputes_a_missing_one_identically(
+        data: Path, run_dir: Path) -> None:
+    table = run_dir / "layer_metrics.csv"
+    before, mtime = table.read_bytes(), table.stat().st_mtime_ns
+    run(_config(data), run_dir)
+    assert table.stat().st_mtime_ns == mtime
+    table.unlink()
+    run(_config(data), run_dir)
+    assert table.read_bytes() == before
+
+
+def test_empty_metric_list_writes_no_table(data: Path, tmp_path: Path) -> None:
+    run(_config(data, metrics=[]), tmp_path)
+    assert (tmp_path / "probe_scores.csv").is_file()
+    assert not (tmp_path / "layer_metrics.csv").exists()
+
+
+def test_unknown_metric_and_bad_steps_are_rejected_with_the_choices(data: Path) -> None:
+    with pytest.raises(ValueError, match=r"unknown names.*'nc9'.*choose from"):
+        _config(data, metrics=["nc9"])
+    with pytest.raises(ValueError, match=r"metrics\.steps"):
+        _config(data, steps="sometimes")
+
+
+def test_report_command_writes_html_and_claims_summary(run_dir: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["report", str(run_dir), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    page, summary = tmp_path / "report.html", tmp_path / "summary.md"
+    assert "data:image/png;base64," in page.read_text()
+    text = summary.read_text()
+    assert "Paper 000 claims" in text and "| (3) |" in text
+    assert "paper 000 claims" in result.output
+
+
+def test_report_command_on_a_run_without_metrics_fails_clearly(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "layer_metrics.csv" in result.output
