@@ -120,3 +120,25 @@ def test_report_command_on_a_run_without_metrics_fails_clearly(tmp_path: Path) -
     result = CliRunner().invoke(app, ["report", str(tmp_path)])
     assert result.exit_code == 2
     assert "layer_metrics.csv" in result.output
+
+
+def test_report_includes_saved_coarse_grain_and_bound_outputs(run_dir: Path,
+                                                              tmp_path: Path) -> None:
+    runner = CliRunner()
+    cg = runner.invoke(app, ["coarse-grain", str(run_dir), "--site", "layers.0.post",
+                             "--scheme", "pca", "--budget", "0.1"])
+    assert cg.exit_code == 0, cg.output
+    bd = runner.invoke(app, ["bound", str(run_dir), "--site", "layers.0.post", "--keep", "2",
+                             "--eps", "0.5"])
+    assert bd.exit_code == 0, bd.output
+    result = runner.invoke(app, ["report", str(run_dir), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "summary.md").read_text()
+    assert "## coarse-grain layers.0.post_pca" in text
+    assert "## bounds bounds_layers.0.post" in text and "certified" in text
+    page = (tmp_path / "report.html").read_text()
+    assert "coarse-grain layers.0.post_pca" in page and "bounds bounds_layers.0.post" in page
+    # each saved figure is embedded as it was written, not redrawn
+    n_saved = len(list((run_dir / "coarse_grain").glob("*/*.png"))) + len(
+        list((run_dir / "bounds").glob("*.png")))
+    assert page.count("data:image/png;base64,") >= n_saved + 1

@@ -9,8 +9,10 @@ Nothing is recomputed from activations. Run as ``python -m tmr.report RUN_DIR``.
 from __future__ import annotations
 
 import base64
+import csv
 import html
 import io
+import json
 import sys
 from pathlib import Path
 
@@ -141,6 +143,31 @@ def _claims_markdown(claims: list[Row]) -> list[str]:
     return lines
 
 
+def _saved_analyses(run: Path) -> list[tuple[str, list[str], list[str]]]:
+    """(title, embedded PNGs, markdown table lines) of every ``tmr coarse-grain``
+    (``coarse_grain/<site>_<scheme>/``) and ``tmr bound`` (``bounds/``) output saved
+    in the run directory; read as saved, nothing is recomputed."""
+    out: list[tuple[str, list[str], list[str]]] = []
+    for d in sorted(p for p in run.glob("coarse_grain/*") if p.is_dir()):
+        table: list[str] = []
+        summary = d / "summary.json"
+        if summary.is_file():
+            info = json.loads(summary.read_text())
+            table = ["| key | value |", "|---|---|"] + [
+                f"| {k} | {v} |" for k, v in info.items() if not isinstance(v, dict | list)]
+        pngs = [base64.b64encode(p.read_bytes()).decode() for p in sorted(d.glob("*.png"))]
+        out.append((f"coarse-grain {d.name}", pngs, table))
+    for csv_path in sorted(run.glob("bounds/*.csv")):
+        with csv_path.open() as f:
+            rows = list(csv.reader(f))
+        table = ["| " + " | ".join(r) + " |" for r in rows[:1]] + [
+            "|" + "---|" * len(rows[0])] + ["| " + " | ".join(r) + " |" for r in rows[1:]]
+        png = csv_path.with_suffix(".png")
+        pngs = [base64.b64encode(png.read_bytes()).decode()] if png.is_file() else []
+        out.append((f"bounds {csv_path.stem}", pngs, table if rows else []))
+    return out
+
+
 def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> tuple[Path, Path]:
     """Write ``report.html`` and ``summary.md`` for ``run_dir``; return their paths."""
     run = Path(run_dir)
@@ -159,12 +186,20 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> tupl
           "## Paper 000 claims (last step)", "", *_claims_markdown(claims), "",
           "Trend holds when Spearman(depth) >= 0.8 in the claimed direction; claim (7) "
           "needs a log-linear fit with ratio < 1 and R² >= 0.9.", ""]
+    saved = _saved_analyses(run)
+    md += [line for title, _, lines in saved if lines
+           for line in (f"## {title}", "", *lines, "")]
     summary = dest / "summary.md"
     summary.write_text("\n".join(md))
     body = [f"<h1>Report: {html.escape(run.name)}</h1>", "<h2>Paper 000 claims</h2>",
             "<pre>" + html.escape("\n".join(_claims_markdown(claims))) + "</pre>"]
     for title, png in _plots(rows, probes):
         body.append(f"<h2>{html.escape(title)}</h2><img src='data:image/png;base64,{png}'>")
+    for title, pngs, lines in saved:
+        body.append(f"<h2>{html.escape(title)}</h2>")
+        if lines:
+            body.append("<pre>" + html.escape("\n".join(lines)) + "</pre>")
+        body += [f"<img src='data:image/png;base64,{b}'>" for b in pngs]
     page = dest / "report.html"
     page.write_text("<!doctype html><html><head><meta charset='utf-8'><title>TMR report"
                     "</title></head><body>" + "\n".join(body) + "</body></html>")
