@@ -24,6 +24,7 @@ demo: $(STAMP)
 	$(BIN)/tmr train-and-probe configs/train_rhm_cnn.toml --data data/demo_rhm.h5 \
 		--out runs/demo_cnn --threads 1
 	$(BIN)/tmr report runs/demo_cnn
+	@echo "heatmap: runs/demo_cnn/layer_level.png"
 
 lint: $(STAMP)
 	$(BIN)/ruff check generators tmr tests benchmarks
