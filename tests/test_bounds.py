@@ -13,22 +13,12 @@ from hypothesis import strategies as st
 from torch import nn
 
 from tmr import bounds as B
+from tmr.models import Residual
 
 torch.set_num_threads(1)  # tensors here are tiny: extra threads only add contention
 N_CLASSES = 4
 FAST: dict[str, Any] = dict(steps=30, restarts=2)  # attack budget: soundness needs no more
 HYP = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-class Residual(nn.Module):
-    """Stand-in for tmr.models.Residual (issue 4): y = x + inner(x)."""
-
-    def __init__(self, inner: nn.Module) -> None:
-        super().__init__()
-        self.inner = inner
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.inner(x)
 
 
 def init_(net: nn.Sequential, seed: int, scale: float = 1.0) -> nn.Sequential:

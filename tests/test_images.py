@@ -24,15 +24,6 @@ from tmr.probes import MEAN_POSITION, ProbeConfig, balanced_accuracy, probe_grid
 from tmr.train import load_run, load_train_config, read_metrics, run
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Any:
-    # tiny models on 2 shared cores: one torch thread avoids OpenMP spin-waiting
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _grid_model(shape: tuple[int, ...], kind: str, **cfg: Any) -> HookedModel:
     spec = InputSpec(kind, math.prod(shape), 4 if kind == "tokens" else 0, shape)
     return build_model(ModelConfig(kind="cnn2d", width=5, **cfg), spec, 1, 3,

@@ -31,14 +31,6 @@ TINY = {"seed": 1, "device": "cpu", "model": {"kind": "cnn", "width": 8},
                   "ridge_grid": [1.0], "control": False}}
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Any:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("rg_run")

@@ -41,15 +41,6 @@ def _config(data: Path, **overrides: Any) -> TrainConfig:
     return from_dict(TrainConfig, {**raw, "data_path": str(data)})
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Any:
-    # tiny models on 2 shared cores: one torch thread avoids OpenMP spin-waiting
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("data") / "rhm.h5"
