@@ -17,12 +17,10 @@ thread (numpy's element-wise code and the RNG are single-threaded).
 from __future__ import annotations
 
 import argparse
-import time
-import tracemalloc
-from collections.abc import Callable
 from functools import partial
 
 import numpy as np
+from _timing import measure  # benchmarks/ is on sys.path when run as a script
 
 from generators import ifs, ifs_render
 
@@ -53,20 +51,6 @@ def baseline_image(world: ifs.World, seed: int) -> np.ndarray:
 
 def baseline_images(world: ifs.World, n: int) -> list[np.ndarray]:
     return [baseline_image(world, i) for i in range(n)]
-
-
-def measure(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
-    """(best wall seconds, peak MB of one call)."""
-    tracemalloc.start()
-    fn()
-    peak = tracemalloc.get_traced_memory()[1] / 2**20
-    tracemalloc.stop()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, peak
 
 
 def worlds() -> dict[str, ifs.World]:

@@ -14,10 +14,9 @@ count too: 190 bytes/sample at L=6).
 from __future__ import annotations
 
 import argparse
-import time
-import tracemalloc
 
 import numpy as np
+from _timing import measure  # benchmarks/ is on sys.path when run as a script
 
 from generators import rhm
 
@@ -39,20 +38,6 @@ def baseline_sample(world: rhm.World, n: int, seed: int) -> list[np.ndarray]:
         rules.append(r)
         levels.append(table[parents, r].reshape(n, -1))
     return levels + rules
-
-
-def measure(fn, repeats: int) -> tuple[float, float]:
-    """(best wall seconds, peak MB of one call)."""
-    tracemalloc.start()
-    fn()
-    peak = tracemalloc.get_traced_memory()[1] / 2**20
-    tracemalloc.stop()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, peak
 
 
 def main() -> None:
