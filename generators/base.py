@@ -142,8 +142,3 @@ class GeneratorSpec(NamedTuple):
         if fn is not None:
             return fn(world, n_samples, rng=rng, chunk_size=chunk_size, **sk)
         return iter([self.module.sample(world, n_samples, rng=rng, **sk)])
-
-
-def asdict_shallow(obj: Any) -> dict[str, Any]:
-    """Dataclass fields as a dict without deep-copying arrays."""
-    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}

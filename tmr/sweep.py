@@ -12,8 +12,9 @@ A sweep file (TOML)::
     "data.generator.n_levels" = [2, 3, 4]
     "train.seed" = [0, 1, 2]
 
-Every run is one call of the pure, idempotent :func:`run_one` (generate the data
-file if missing, then ``tmr.train.run``), so re-running a sweep skips finished runs,
+Every job is one call of the pure, idempotent :func:`run_group` (generate the data
+file if missing, train its runs, seeds stacked when ``batch_seeds``, then
+``tmr.train.run`` probes each), so re-running a sweep skips finished runs,
 resumes interrupted ones from their checkpoints, and the same file runs locally or
 on a cluster. Data files are keyed by a hash of their resolved config, so runs that
 differ only in training keys share one file.
@@ -110,13 +111,6 @@ def _override(key: str, value: Any, prefix: str) -> str:
 def data_key(data: Mapping[str, Any]) -> str:
     """Stable short hash of a resolved data config."""
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
-
-
-def run_one(train: dict[str, Any], data: dict[str, Any] | None, out_dir: str,
-            data_dir: str, threads: int | None = None) -> str:
-    """One sweep run: make its data file if needed, then train and probe. Pure and
-    idempotent: a finished run returns at once."""
-    return run_group([train], data, [out_dir], data_dir, threads)[0]
 
 
 def run_group(trains: list[dict[str, Any]], data: dict[str, Any] | None, out_dirs: list[str],
