@@ -31,6 +31,13 @@ the limits so that chunks of a draw have equal shapes)::
 Samples longer than ``max_length`` tokens or deeper than ``max_depth`` (root depth
 0) are rejected and redrawn (the law is the grammar's conditioned on the limits);
 the rejection rate is ``meta["rejection_rate"]``.
+
+With ``soft_levels=True`` (layered grammars only) the posterior of every token's
+ancestor at every nonterminal depth given the string is added (the probing labels
+under ambiguity; :mod:`generators.pcfg_soft`, about 0.1 s per length-250 string)::
+
+    aux["posterior_depth{d}"]  (n, T, K_d) float32 P(ancestor at depth d = k-th
+                               depth-d nonterminal | x); 0 on padding
 """
 
 from __future__ import annotations
@@ -41,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from generators import _rng
+from generators import _rng, pcfg_soft
 from generators.base import HierarchicalSample, concat
 from generators.pcfg_grammar import Grammar, GrammarError
 from generators.pcfg_layered import grow_layout
@@ -65,6 +72,7 @@ class Config:
     allow_infinite: bool = False
     max_length: int | None = None
     max_depth: int | None = None
+    soft_levels: bool = False
 
 
 def make_world(*, preset: str = "layered", grammar_file: str | None = None,
@@ -355,10 +363,15 @@ def _check_world(g: Any, max_length: int | None) -> Grammar:
 
 def iter_chunks(world: Grammar, n_samples: int, *, rng: _rng.RNGLike = None,
                 chunk_size: int = _rng.BLOCK_SIZE, max_length: int | None = None,
-                max_depth: int | None = None) -> Iterator[HierarchicalSample]:
+                max_depth: int | None = None, soft_levels: bool = False
+                ) -> Iterator[HierarchicalSample]:
     """``sample(world, n_samples, ...)`` in consecutive chunks of at most
     ``chunk_size`` rows; they concatenate to exactly that draw."""
     g = _check_world(world, max_length)
+    if soft_levels and g.layer is None:
+        raise ValueError(f"soft_levels=True needs a layered grammar (every nonterminal at "
+                         f"one depth); grammar {g.name!r} is not layered. Set "
+                         "soft_levels=false, or use pcfg_inference.ancestor_posteriors")
     if isinstance(n_samples, bool) or not isinstance(n_samples, int | np.integer) or n_samples < 0:
         raise ValueError(f"n_samples={n_samples!r} must be a non-negative integer")
     if chunk_size < 1:
@@ -380,14 +393,21 @@ def iter_chunks(world: Grammar, n_samples: int, *, rng: _rng.RNGLike = None,
             parts.append({k: (v[:, blo:bhi] if k == "levels" else v[blo:bhi])
                           for k, v in arrs.items()})
         meta = _meta(g, ss, max_length, max_depth, drawn, accepted, w)
-        yield concat([_assemble(g, p, meta) for p in parts])
+        chunk = concat([_assemble(g, p, meta) for p in parts])
+        if soft_levels:
+            post = pcfg_soft.posterior_levels(g, chunk.x, chunk.aux["lengths"])
+            chunk = dataclasses.replace(chunk, aux={
+                **chunk.aux, **{f"posterior_depth{d}": p for d, p in enumerate(post)}})
+        yield chunk
 
 
 def sample(world: Grammar, n_samples: int, *, rng: _rng.RNGLike = None,
-           max_length: int | None = None, max_depth: int | None = None) -> HierarchicalSample:
+           max_length: int | None = None, max_depth: int | None = None,
+           soft_levels: bool = False) -> HierarchicalSample:
     """Draw ``n_samples`` derivation trees (see the module docstring for arrays)."""
     chunks = list(iter_chunks(world, n_samples, rng=rng, chunk_size=max(n_samples, 1),
-                              max_length=max_length, max_depth=max_depth))
+                              max_length=max_length, max_depth=max_depth,
+                              soft_levels=soft_levels))
     if chunks:
         return concat(chunks)
     g = world

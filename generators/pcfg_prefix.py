@@ -47,6 +47,7 @@ class Chains:
     emit: np.ndarray             # (n_chains,) terminal id of c
     by_token: tuple[np.ndarray, ...]        # per terminal a: (n_a,) chains emitting a
     step_t: tuple[sp.csr_matrix, ...]       # per terminal a: (n_chains, n_a) T[emit=a]^T
+    symbols: np.ndarray          # (D, n_chains) nonterminal of each chain's depth-d ancestor
 
 
 def n_chains(g: Grammar) -> int:
@@ -110,7 +111,9 @@ def chains(g: Grammar) -> Chains:
     by_token = tuple(np.flatnonzero(emit == a) for a in range(V))
     step_t = tuple(T[idx].T.tocsr() for idx in by_token)
     start = np.where(nonzero < 0, tail[0], 0.0)
-    return Chains(start=start, final=pop < 0, emit=emit, by_token=by_token, step_t=step_t)
+    symbols = np.stack([g.rule_lhs[item_rule[it]] for it in items])   # (D, n)
+    return Chains(start=start, final=pop < 0, emit=emit, by_token=by_token, step_t=step_t,
+                  symbols=symbols)
 
 
 def next_token_distributions(g: Grammar, x: np.ndarray) -> np.ndarray:

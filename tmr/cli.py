@@ -154,6 +154,12 @@ def _best_sites(csv_path: Path) -> None:
     table = Table(title=f"best site per level ({metric}, test split)")
     for col in ("level", "best site", metric, "accuracy"):
         table.add_column(col)
+    ceiling_csv = csv_path.with_name("posterior_ceiling.csv")
+    ceiling = {str(r["level"]): float(r["value"]) for r in
+               (read_scores(ceiling_csv) if ceiling_csv.is_file() else [])
+               if r["metric"] == "accuracy" and r["position"] == "mean"}
+    if ceiling:  # PCFG soft levels: the Bayes-optimal (MAP) labeller's accuracy
+        table.add_column("MAP ceiling")
     sites, levels, sel, _ = layer_level_table(rows, metric=metric)
     _, _, acc, _ = layer_level_table(rows, metric="accuracy")
     for j, level in enumerate(levels):
@@ -161,7 +167,8 @@ def _best_sites(csv_path: Path) -> None:
         if max(scores) == float("-inf"):
             continue
         i = scores.index(max(scores))
-        table.add_row(level, sites[i], f"{sel[i, j]:.3f}", f"{acc[i, j]:.3f}")
+        extra = [f"{ceiling[level]:.3f}" if level in ceiling else ""] if ceiling else []
+        table.add_row(level, sites[i], f"{sel[i, j]:.3f}", f"{acc[i, j]:.3f}", *extra)
     console.print(table)
 
 

@@ -131,6 +131,55 @@ def balanced_accuracy(y_true: torch.Tensor, y_pred: torch.Tensor) -> float:
     return float((hit[present].double() / total[present].double()).mean())
 
 
+def posterior_ceiling(sample: Any, levels: Sequence[str], *, step: int, seed: int
+                      ) -> list[dict[str, Any]]:
+    """What the input itself determines about each level, for PCFG samples drawn with
+    ``soft_levels`` (``aux["posterior_depth{d}"]``, :mod:`generators.pcfg_soft`).
+
+    Rows (the :data:`COLUMNS`, site ``"posterior_map"``, split ``"all"``) per level
+    ``depth{d}`` and position and averaged over positions: ``accuracy``, the balanced
+    accuracy of the MAP labeller ``argmax_A P(ancestor_d(t) = A | x)`` against the
+    generating tree (the Bayes-optimal labeller, with no fitting); and
+    ``mean_max_posterior``, the mean over tokens of ``max_A P(...)``, its expected
+    plain accuracy. A probe cannot beat them on average: they are the ceiling lines
+    for ambiguous grammars. Empty when the sample has no posteriors."""
+    from generators import pcfg_soft
+
+    rows: list[dict[str, Any]] = []
+    for name in levels:
+        key = f"posterior_{name}"
+        if key not in sample.aux:
+            continue
+        d = sample.level_names.index(name)
+        soft = sample.aux[key]                              # (n, T, K_d)
+        lab = pcfg_soft.map_labels_at(sample.world, d, soft)  # (n, T)
+        truth = np.asarray(sample.level(name))              # (n, T)
+        acc, top = [], []
+        base = {"step": step, "site": "posterior_map", "level": name, "split": "all",
+                "d": 0, "seed": seed}
+        for pos in range(truth.shape[1]):
+            valid = truth[:, pos] >= 0
+            if not valid.any():
+                continue
+            y = torch.as_tensor(truth[valid, pos].astype(np.int64))
+            a = balanced_accuracy(y, torch.as_tensor(lab[valid, pos].astype(np.int64)))
+            m = float(soft[valid, pos].max(axis=-1).mean())
+            k = int(torch.unique(y).numel())
+            n = int(valid.sum())
+            acc.append(a)
+            top.append(m)
+            rows += [{**base, "position": pos, "metric": "accuracy", "value": a, "n": n,
+                      "n_classes": k},
+                     {**base, "position": pos, "metric": "mean_max_posterior", "value": m,
+                      "n": n, "n_classes": k}]
+        if acc:
+            n_all = int((truth >= 0).sum())
+            rows += [{**base, "position": MEAN_POSITION, "metric": metric,
+                      "value": float(np.mean(v)), "n": n_all, "n_classes": ""}
+                     for metric, v in (("accuracy", acc), ("mean_max_posterior", top))]
+    return rows
+
+
 def type_ids(x: np.ndarray) -> np.ndarray:
     """``(n,)`` id of each distinct row of ``x`` (n, ...): the input *type*."""
     flat = np.ascontiguousarray(x.reshape(len(x), -1))

@@ -14,6 +14,7 @@ Run directory::
     model.pt                    final weights and what is needed to rebuild the model
     checkpoints/step_NNNNNNN.pt weights at the chosen steps; resume.pt for resuming
     probe_scores.csv            tidy probe table (tmr.probes.COLUMNS)
+    posterior_ceiling.csv       PCFG data with soft levels: the MAP labeller's scores
     layer_metrics.csv           layer metrics at the chosen steps (tmr.train_metrics)
     layer_level.png             selectivity heatmap drawn from the CSV (tmr.plots)
 """
@@ -38,7 +39,14 @@ from tmr import io
 from tmr.config import ConfigError, apply_overrides, from_dict, read_toml, to_dict
 from tmr.data_adapter import TaskData, prepare_task
 from tmr.models import HookedModel, InputSpec, ModelConfig, build_model
-from tmr.probes import COLUMNS, ProbeConfig, collect_activations, match_sites, probe_grid
+from tmr.probes import (
+    COLUMNS,
+    ProbeConfig,
+    collect_activations,
+    match_sites,
+    posterior_ceiling,
+    probe_grid,
+)
 from tmr.train_metrics import MetricsConfig, record_metrics
 
 Progress = Callable[[str, int, int], None]
@@ -426,6 +434,13 @@ def run(config: TrainConfig, out_dir: str | Path, *, progress: Progress | None =
     if not csv_path.is_file():
         rows = probe_run(p, model, out, progress)
         write_csv(rows, csv_path)
+    ceiling = out / "posterior_ceiling.csv"
+    if not ceiling.is_file():
+        final = int(torch.load(out / "model.pt", map_location="cpu", weights_only=False)["step"])
+        rows = posterior_ceiling(p.data.probe_sample, p.data.probe_levels, step=final,
+                                 seed=p.cfg.seed)
+        if rows:
+            write_csv(rows, ceiling)
     record_metrics(p, model, out, progress)
     png = out / "layer_level.png"
     if not png.is_file():
