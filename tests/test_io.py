@@ -69,6 +69,24 @@ def test_chunk_size_of_writer_does_not_change_the_data(tmp_path, data_file):
     np.testing.assert_array_equal(io.read(other)[0].x, io.read(data_file)[0].x)
 
 
+@pytest.mark.parametrize("compression", ["lzf", "none"])
+def test_compression_choice_changes_the_filter_not_the_data(tmp_path, data_file, compression):
+    other = tmp_path / f"{compression}.h5"
+    io.write_dataset(other, data_config_from_dict({**CFG, "compression": compression}))
+    a, b = io.read(other)[0], io.read(data_file)[0]
+    np.testing.assert_array_equal(a.x, b.x)
+    for la, lb in zip(a.levels, b.levels, strict=True):
+        np.testing.assert_array_equal(la, lb)
+    with h5py.File(other) as f, h5py.File(data_file) as g:
+        assert f["x"].compression == (None if compression == "none" else compression)
+        assert g["x"].compression == "gzip"
+
+
+def test_unknown_compression_is_refused():
+    with pytest.raises(ValueError, match="compression='zstd'"):
+        data_config_from_dict({**CFG, "compression": "zstd"})
+
+
 def test_interrupted_write_leaves_no_file(tmp_path):
     path = tmp_path / "broken.h5"
 

@@ -177,9 +177,13 @@ class DataConfig:
     n_samples: int = 4096
     seed: int = 0
     chunk_size: int = 65536
+    compression: str = "gzip"
     splits: SplitConfig = dataclasses.field(default_factory=SplitConfig)
 
     def __post_init__(self) -> None:
+        if self.compression not in ("gzip", "lzf", "none"):
+            raise ValueError(f"compression={self.compression!r} must be 'gzip', 'lzf' or "
+                             "'none'")
         if self.n_samples < 1:
             raise ValueError(f"n_samples={self.n_samples} must be positive")
         if self.seed < 0:
