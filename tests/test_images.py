@@ -64,7 +64,7 @@ def test_cnn2d_channels_last_and_first_read_the_same_pixels() -> None:
 
 
 def test_cnn2d_rejects_images_smaller_than_its_blocks() -> None:
-    with pytest.raises(ValueError, match="at least 16 pixels"):
+    with pytest.raises(ValueError, match="at least 16 sites"):
         _grid_model((8, 8), "real", n_layers=4)
     with pytest.raises(ValueError, match="needs"):
         build_model(ModelConfig(kind="cnn2d"), InputSpec("real", 8, shape=(8,)), 1, 2)

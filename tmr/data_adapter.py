@@ -70,6 +70,16 @@ class TaskData:
                 "n_probe": len(self.probe_sample)}
 
 
+def lattice_dim(world: Any) -> int:
+    """The number of lattice axes of a sample when the data's world declares a lattice
+    (percolation: ``world.lattice`` and ``world.dim``), else 0 (images, sequences,
+    point clouds, whose ``dim`` if any is an embedding dimension)."""
+    dim = getattr(world, "dim", None)
+    if getattr(world, "lattice", None) is None or not isinstance(dim, int | np.integer):
+        return 0
+    return int(dim)
+
+
 def adapt_x(x: np.ndarray, data_vocab: int) -> torch.Tensor:
     """``x`` (n, ...) -> (n, T): int64 ids with -1 mapped to the pad id, or float32."""
     flat = x.reshape(len(x), -1)
@@ -178,7 +188,7 @@ def prepare_task(path: str, task: Any, check: Any, probe: Any,
                          "change data.vocab_size")
     if task.kind in ("masked", "next") and not is_int:
         raise ValueError(f"task.kind={task.kind!r} needs token data; {path!r} holds real x")
-    spec = input_spec(train.x.shape, is_int, data_vocab)
+    spec = input_spec(train.x.shape, is_int, data_vocab, lattice_dim(train.world))
     x_tr, x_te = adapt_x(train.x, data_vocab), adapt_x(test.x, data_vocab)
     y_tr = _targets(train, x_tr, task, data_vocab)
     y_te = _targets(test, x_te, task, data_vocab)

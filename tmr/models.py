@@ -1,4 +1,4 @@
-"""Small networks with named hook sites: an MLP, 1-d and 2-d hierarchical CNNs, a transformer.
+"""Small networks with named hook sites: an MLP, 1-, 2- and 3-d hierarchical CNNs, a transformer.
 
 Every model is a :class:`HookedModel`: an input adapter (``embed``) followed by a
 list of *stages*, each a ``nn.Sequential`` of standard modules ending at a
@@ -24,8 +24,10 @@ The hierarchical CNN follows Cagnetta et al., PRX 14, 031001 (2024), §2.1 of
 positions are the nodes of tree level ``L - 1 - i``. Its 2-d analogue ``cnn2d``
 (:class:`GridCNN`) merges ``s × s`` blocks of a lattice or image per layer (a
 block-spin step: layer ``i`` sees ``s^(i+1) × s^(i+1)`` input blocks), then
-averages over the remaining grid and reads out linearly. It restores the spatial
-shape from :attr:`InputSpec.shape` (data rows stay flattened everywhere else).
+averages over the remaining grid and reads out linearly; ``cnn3d`` (the same class)
+merges ``s × s × s`` blocks of a volume (simple cubic percolation) with ``Conv3d``.
+It restores the spatial shape from :attr:`InputSpec.shape` (data rows stay
+flattened everywhere else).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from tmr.hooks import HookPoint
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU,
                                            "leaky_relu": nn.LeakyReLU, "tanh": nn.Tanh}
-KINDS = ("mlp", "cnn", "cnn2d", "transformer")
+KINDS = ("mlp", "cnn", "cnn2d", "cnn3d", "transformer")
 #: ids appended after the data's vocabulary: padding (data value -1) and mask
 N_SPECIAL_TOKENS = 2
 
@@ -49,12 +51,16 @@ N_SPECIAL_TOKENS = 2
 class InputSpec:
     """What the model reads: ``kind`` "tokens" (ids ``0..vocab_size-1``) or "real";
     ``n_positions`` values per sample (the data row flattened); ``shape`` the
-    per-sample shape of the data before flattening (``()`` = unknown, 1-d)."""
+    per-sample shape of the data before flattening (``()`` = unknown, 1-d);
+    ``spatial_dims`` the number of lattice axes of a sample where the data declare
+    it (percolation: the lattice's ``dim``; the other axis, if any, holds channels),
+    0 = not declared."""
 
     kind: str
     n_positions: int
     vocab_size: int = 0
     shape: tuple[int, ...] = ()
+    spatial_dims: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "shape", tuple(int(v) for v in self.shape))  # JSON lists
@@ -65,6 +71,9 @@ class InputSpec:
             raise ValueError(f"InputSpec.kind={self.kind!r} must be 'tokens' or 'real'")
         if self.kind == "tokens" and self.vocab_size < 1:
             raise ValueError("token inputs need vocab_size >= 1")
+        if not 0 <= self.spatial_dims <= len(self.shape):
+            raise ValueError(f"InputSpec.spatial_dims={self.spatial_dims} must be in "
+                             f"[0, {len(self.shape)}] for samples of shape {self.shape}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,12 +81,13 @@ class ModelConfig:
     """Architecture (the ``[model]`` table of a training config).
 
     ``width``: hidden units / channels / d_model; ``n_layers``: hidden layers (CNN:
-    None = as many as the tree has levels, ``log_s(n_positions)``; cnn2d: None =
-    ``floor(log_s(min(H, W)))``); ``filter_size``: CNN filter = stride ``s`` (None = the
-    data's tuple size; cnn2d: 2); ``embedding``: "onehot" or "learned" (``embed_dim``
-    wide); ``readout``: transformer "pool" or "position"; ``channel_axis``: cnn2d, for
-    3-d samples, which axis holds channels (0 or -1; None = the axis of size <= 4,
-    the first one if both are).
+    None = as many as the tree has levels, ``log_s(n_positions)``; cnn2d / cnn3d: None =
+    ``floor(log_s(shortest grid side))``); ``filter_size``: CNN filter = stride ``s``
+    (None = the data's tuple size; cnn2d / cnn3d: 2); ``embedding``: "onehot" or
+    "learned" (``embed_dim`` wide); ``readout``: transformer "pool" or "position";
+    ``channel_axis``: cnn2d / cnn3d, for samples with one axis more than the grid,
+    which axis holds channels (0 or -1; None = the axis of size <= 4, the first one if
+    both are).
     """
 
     kind: str = "cnn"
@@ -292,83 +302,109 @@ class HierarchicalCNN(HookedModel):
         self._set_stages(stages)
 
 
-class GridInput(nn.Module):
-    """Flat or shaped batch -> ``(batch, C·e, H, W)``: each sample is reshaped to
-    ``spec.shape`` ((H, W), (C, H, W) or (H, W, C)), encoded per value by
-    :class:`TokenInput` (``e`` = one-hot width, embedding width, or 1 for reals) and
-    the channel and encoding axes are merged into conv channels."""
+#: spatial axes convolved by each grid CNN kind
+GRID_DIMS = {"cnn2d": 2, "cnn3d": 3}
+_NO_4D = "no grid CNN convolves more than 3 axes: use model.kind='mlp' or 'transformer'"
 
-    def __init__(self, spec: InputSpec, embedding: str, embed_dim: int, channel_axis: int):
+
+class GridInput(nn.Module):
+    """Flat or shaped batch -> ``(batch, C·e, *grid)`` with ``d`` grid axes: each
+    sample is reshaped to ``spec.shape`` (``grid``, ``(C, *grid)`` or ``(*grid, C)``),
+    encoded per value by :class:`TokenInput` (``e`` = one-hot width, embedding width,
+    or 1 for reals) and the channel and encoding axes are merged into conv channels."""
+
+    def __init__(self, spec: InputSpec, embedding: str, embed_dim: int,
+                 channel_axis: int | None):
         super().__init__()
         self.tokens = TokenInput(spec, embedding, embed_dim)
         self.shape = spec.shape
-        self.channel_axis = channel_axis  # 0, -1, or None for 2-d samples
-        c = 1 if len(spec.shape) == 2 else spec.shape[channel_axis]
+        self.channel_axis = channel_axis  # 0, -1, or None for samples without channels
+        c = 1 if channel_axis is None else spec.shape[channel_axis]
         self.n_channels = c * self.tokens.dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.tokens(x)  # (batch, T, e)
         h = h.reshape(len(h), *self.shape, h.shape[-1])  # (batch, *shape, e)
-        if len(self.shape) == 2:
-            h = h.unsqueeze(1)  # (batch, 1, H, W, e)
+        if self.channel_axis is None:
+            h = h.unsqueeze(1)  # (batch, 1, *grid, e)
         elif self.channel_axis == -1:
-            h = h.movedim(3, 1)  # (batch, C, H, W, e)
-        h = h.movedim(-1, 2)  # (batch, C, e, H, W)
-        return h.reshape(len(h), self.n_channels, *h.shape[-2:])  # (batch, C·e, H, W)
+            h = h.movedim(-2, 1)  # (batch, C, *grid, e)
+        h = h.movedim(-1, 2)  # (batch, C, e, *grid)
+        return h.reshape(len(h), self.n_channels, *h.shape[3:])  # (batch, C·e, *grid)
 
 
-def _channel_axis(shape: tuple[int, ...], given: int | None) -> int | None:
-    if len(shape) == 2:
+def _grid_layout(kind: str, spec: InputSpec, given: int | None) -> int | None:
+    """The channel axis (None, 0 or -1) of ``spec.shape`` for grid CNN ``kind``, after
+    checking that the samples have the kind's number of grid axes (and, where the
+    data declare it, ``spec.spatial_dims``); a ValueError names the fix otherwise."""
+    d, shape = GRID_DIMS[kind], spec.shape
+    grid = "(H, W)" if d == 2 else "(D, H, W)"
+    other = {2: "cnn3d", 3: "cnn2d"}[d]
+    if spec.spatial_dims and spec.spatial_dims != d:
+        fix = (f"use model.kind={other!r}" if spec.spatial_dims in (2, 3) else
+               f"{_NO_4D}, or generate a lattice of dim <= 3 (square, triangular, cubic)")
+        raise ValueError(f"model.kind={kind!r} convolves {d} spatial axes, the data are "
+                         f"{spec.spatial_dims}-d lattices (samples of shape {shape}); {fix}")
+    if len(shape) == d:
         return None
-    if len(shape) != 3:
-        raise ValueError(f"model.kind='cnn2d' needs samples of shape (H, W), (C, H, W) or "
-                         f"(H, W, C); the data's samples have shape {shape}")
+    if len(shape) != d + 1:
+        hint = ""
+        if len(shape) == 2 and d == 3:
+            hint = "; 2-d samples fit model.kind='cnn2d'"
+        elif len(shape) == 4 and d == 2:
+            hint = "; (C, D, H, W) volumes fit model.kind='cnn3d'"
+        elif len(shape) > 4:
+            hint = f"; {_NO_4D}"
+        raise ValueError(f"model.kind={kind!r} needs samples of shape {grid}, (C, {grid[1:]} "
+                         f"or ({grid[1:-1]}, C); the data's samples have shape "
+                         f"{shape or '1-d'}{hint}")
     if given is not None:
         return given
     if shape[0] <= 4:
         return 0
     if shape[-1] <= 4:
         return -1
-    raise ValueError(f"cannot tell the channel axis of samples of shape {shape}; set "
-                     "model.channel_axis = 0 or -1")
+    looks = ("; if they are 3-d volumes use model.kind='cnn3d'" if d == 2 else
+             f"; if they are 4-d lattices, {_NO_4D}")
+    raise ValueError(f"cannot tell the channel axis of samples of shape {shape}: set "
+                     f"model.channel_axis = 0 or -1{looks}")
 
 
 class GridCNN(HookedModel):
-    """2-d CNN with ``s × s`` filters of stride ``s`` (non-overlapping blocks, the
-    lattice analogue of :class:`HierarchicalCNN`), ``n_layers`` blocks
-    ``layers.i.pre`` (Conv2d) / ``layers.i.post`` (activation), then ``head`` =
-    global average pool over the remaining grid, Flatten, Linear. Spatial sizes
-    shrink as ``H -> floor(H / s)`` (leftover rows/columns are dropped)."""
+    """``d``-dimensional CNN (``cnn2d``: d = 2, ``cnn3d``: d = 3) with ``s^d`` filters
+    of stride ``s`` (non-overlapping blocks, the lattice analogue of
+    :class:`HierarchicalCNN`: one block-spin step per layer), ``n_layers`` blocks
+    ``layers.i.pre`` (Conv2d/Conv3d) / ``layers.i.post`` (activation), then ``head`` =
+    global average pool over the remaining grid, Flatten, Linear. Grid sides
+    shrink as ``L -> floor(L / s)`` (leftover rows/columns/planes are dropped)."""
 
     def __init__(self, cfg: ModelConfig, spec: InputSpec, n_targets: int, n_classes: int):
         super().__init__()
         s = cfg.filter_size or 2
         if s < 2:
             raise ValueError(f"model.filter_size={s} must be at least 2")
-        shape = spec.shape
-        if len(shape) not in (2, 3):
-            raise ValueError(f"model.kind='cnn2d' needs (n, H, W) or (n, H, W, C) / "
-                             f"(n, C, H, W) data; the data's samples have shape {shape or '1-d'}")
-        axis = _channel_axis(shape, cfg.channel_axis)
-        hw = shape if axis is None else tuple(v for k, v in enumerate(shape)
-                                              if k != axis % 3)
-        h, w = hw
-        n_layers = cfg.n_layers or max(math.floor(math.log(min(h, w), s) + 1e-9), 1)
-        if min(h, w) < s**n_layers:
-            raise ValueError(f"cnn2d with filter_size={s} and n_layers={n_layers} needs "
-                             f"images of at least {s**n_layers} pixels a side, the data has "
-                             f"{h} x {w}; lower model.n_layers or model.filter_size")
-        enc = GridInput(spec, cfg.embedding, cfg.embed_dim, axis)  # type: ignore[arg-type]
+        d = GRID_DIMS[cfg.kind]
+        axis = _grid_layout(cfg.kind, spec, cfg.channel_axis)
+        sides = [v for k, v in enumerate(spec.shape) if axis is None or k != axis % (d + 1)]
+        n_layers = cfg.n_layers or max(math.floor(math.log(min(sides), s) + 1e-9), 1)
+        if min(sides) < s**n_layers:
+            raise ValueError(f"{cfg.kind} with filter_size={s} and n_layers={n_layers} needs "
+                             f"grids of at least {s**n_layers} sites a side, the data has "
+                             f"{' x '.join(map(str, sides))}; lower model.n_layers or "
+                             "model.filter_size")
+        enc = GridInput(spec, cfg.embedding, cfg.embed_dim, axis)
         self.embed = enc
         act = ACTIVATIONS[cfg.activation]
+        conv, pool = (nn.Conv2d, nn.AvgPool2d) if d == 2 else (nn.Conv3d, nn.AvgPool3d)
         c = enc.n_channels
         stages: list[tuple[str, nn.Sequential]] = []
         for i in range(n_layers):
             stages.append((f"layers.{i}.pre", nn.Sequential(
-                nn.Conv2d(c, cfg.width, kernel_size=s, stride=s, bias=cfg.bias))))
+                conv(c, cfg.width, kernel_size=s, stride=s, bias=cfg.bias))))
             stages.append((f"layers.{i}.post", nn.Sequential(act())))
-            c, h, w = cfg.width, h // s, w // s
-        stages.append(("head", nn.Sequential(nn.AvgPool2d((h, w)),
+            c, sides = cfg.width, [v // s for v in sides]
+        grid: tuple = tuple(sides)  # the remaining grid, averaged whole
+        stages.append(("head", nn.Sequential(pool(grid),
                                              *_head(c, n_targets, n_classes, cfg.bias))))
         self._set_stages(stages)
 
@@ -422,7 +458,7 @@ def build_model(cfg: ModelConfig, spec: InputSpec, n_targets: int, n_classes: in
                 generator: torch.Generator | None = None) -> HookedModel:
     """The model ``cfg.kind`` for inputs ``spec`` and ``n_targets`` outputs of
     ``n_classes`` logits, initialised from ``generator`` (no global seeding)."""
-    cls = {"mlp": MLP, "cnn": HierarchicalCNN, "cnn2d": GridCNN,
+    cls = {"mlp": MLP, "cnn": HierarchicalCNN, "cnn2d": GridCNN, "cnn3d": GridCNN,
            "transformer": Transformer}[cfg.kind]
     if cfg.readout == "position" and cfg.kind != "transformer":
         raise ValueError("model.readout='position' is for the transformer only")
@@ -438,7 +474,7 @@ def init_parameters(model: nn.Module, generator: torch.Generator) -> None:
     N(0, 1); attention in-projections Xavier-uniform; learned positions N(0, 0.02²)."""
     with torch.no_grad():
         for m in model.modules():
-            if isinstance(m, nn.Linear | nn.Conv1d | nn.Conv2d):
+            if isinstance(m, nn.Linear | nn.Conv1d | nn.Conv2d | nn.Conv3d):
                 nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5), generator=generator)
                 if m.bias is not None:
                     fan_in = m.weight[0].numel()
@@ -457,13 +493,16 @@ def init_parameters(model: nn.Module, generator: torch.Generator) -> None:
                 m.reset_parameters()
 
 
-def input_spec(x_shape: tuple[int, ...], is_integer: bool, data_vocab: int) -> InputSpec:
+def input_spec(x_shape: tuple[int, ...], is_integer: bool, data_vocab: int,
+               spatial_dims: int = 0) -> InputSpec:
     """The :class:`InputSpec` of data ``x`` with shape ``(n, ...)``: integer data are
     tokens ``0..data_vocab-1`` plus a padding id ``data_vocab`` (for ``-1``) and a
     mask id ``data_vocab + 1``; real data are values. Rows are flattened; their
-    shape is kept in ``spec.shape`` (what ``cnn2d`` reads)."""
+    shape is kept in ``spec.shape`` (what ``cnn2d`` / ``cnn3d`` read), with the
+    data's declared lattice dimension ``spatial_dims`` (0 = none)."""
     n_positions = math.prod(x_shape[1:]) or 1
     shape = tuple(x_shape[1:]) if len(x_shape) > 1 else ()
     if is_integer:
-        return InputSpec("tokens", n_positions, data_vocab + N_SPECIAL_TOKENS, shape)
-    return InputSpec("real", n_positions, shape=shape)
+        return InputSpec("tokens", n_positions, data_vocab + N_SPECIAL_TOKENS, shape,
+                         spatial_dims)
+    return InputSpec("real", n_positions, shape=shape, spatial_dims=spatial_dims)
