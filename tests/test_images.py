@@ -19,7 +19,7 @@ from tmr.config import data_config_from_dict
 from tmr.data_adapter import aux_target
 from tmr.hooks import run_with_cache
 from tmr.models import HookedModel, InputSpec, ModelConfig, build_model
-from tmr.probe_targets import pool_majority, probe_levels
+from tmr.probe_targets import aux_level, pool_majority, probe_levels
 from tmr.probes import MEAN_POSITION, ProbeConfig, balanced_accuracy, probe_grid
 from tmr.train import load_run, load_train_config, read_metrics, run
 
@@ -128,6 +128,24 @@ def _perc_sample() -> HierarchicalSample:
     return percolation.sample(world, 30, rng=1, random_x_level=True, site_truth=False)
 
 
+def test_aux_levels_keep_flags_and_cut_reals_into_equal_count_bins() -> None:
+    rng = np.random.default_rng(0)
+    flags = rng.random((200, 3, 2)) < 0.5
+    np.testing.assert_array_equal(aux_level(flags, 4), flags.reshape(200, 6).astype(int))
+    frac = rng.random((200, 3))
+    frac[0, 1] = np.nan
+    y = aux_level(frac, 4)                                     # (200, 3)
+    assert y.shape == (200, 3) and y[0, 1] == -1
+    for j in range(3):                                         # 4 bins of 50 (49 + NaN)
+        counts = np.bincount(y[y[:, j] >= 0, j], minlength=4)
+        assert counts.sum() == (199 if j == 1 else 200) and counts.max() - counts.min() <= 1
+        # bins are ordered: every value of bin k is below every value of bin k+1
+        for k in range(3):
+            assert frac[y[:, j] == k, j].max() < frac[y[:, j] == k + 1, j].min()
+    with pytest.raises(ValueError, match="numeric"):
+        aux_level(np.array(["a", "b"]), 2)
+
+
 def test_aux_target_picks_fixed_and_per_sample_entries() -> None:
     s = _perc_sample()
     np.testing.assert_array_equal(aux_target(s, "x_level"), s.aux["x_level"])
@@ -177,6 +195,12 @@ def test_percolation_cnn_config_runs_and_probes_pooled_cluster_levels(tmp_path: 
                      "train_percolation_cnn.toml")
     acc = _mean_accuracy(rows)
     levels = {lv for _, lv in acc}
+    # the config also probes per-sample ground truth: spanning and largest fraction
+    assert {"aux.spans", "aux.largest_fraction"} <= levels
+    assert not any(r["split"] == "group" and r["level"].startswith("aux.") for r in rows)
+    positions = {r["position"] for r in rows if r["level"] == "aux.spans"}
+    assert positions == {"mean", *map(str, range(4 * 2))}  # 4 rungs x 2 axes
+    levels -= {"aux.spans", "aux.largest_fraction"}
     assert len(levels) == 4 and all(lv.startswith("clusters_p") for lv in levels)
     assert {s for s, _ in acc} == {"embed", *(f"layers.{i}.post" for i in range(4))}
     for r in acc.values():  # one pooled target per lattice: n = held-out lattices
@@ -206,3 +230,12 @@ def test_ifs_cnn_config_runs_and_probes_pooled_address_levels(tmp_path: Path) ->
     _, cache = run_with_cache(model, x)
     for site in model.sites:
         torch.testing.assert_close(model.tail(site)(cache[site]), model(x))
+
+
+def test_probe_aux_names_an_array_the_file_lacks(tmp_path: Path) -> None:
+    gen = {"name": "percolation", "lattice": "square", "size": 8, "n_levels": 2,
+           "kind": "site", "random_x_level": True, "site_truth": False}
+    with pytest.raises(ValueError, match=r"probe.aux names 'nope'.*largest_fraction"):
+        _tiny_run(tmp_path, {"seed": 0, "n_samples": 64, "generator": gen},
+                  "train_percolation_cnn.toml", ('probe.aux=["nope"]',))
+    assert not (tmp_path / "run/model.pt").exists()

@@ -19,6 +19,7 @@ import torch
 from generators import HierarchicalSample
 from tmr import io
 from tmr.models import InputSpec, input_spec
+from tmr.probe_targets import AUX_PREFIX, aux_level
 
 IGNORE = -100
 
@@ -41,6 +42,8 @@ class TaskData:
     probe_sample: HierarchicalSample
     probe_levels: tuple[str, ...]
     attrs: dict[str, Any]
+    probe_aux: tuple[str, ...] = ()
+    probe_aux_bins: int = 4
 
     def batch(self, x: torch.Tensor, rows: torch.Tensor, *, train: bool, step: int,
               seed: np.random.SeedSequence) -> tuple[torch.Tensor, torch.Tensor]:
@@ -60,6 +63,8 @@ class TaskData:
         into targets, :mod:`tmr.probe_targets`) and raw x of the probe sample."""
         s = self.probe_sample
         levels = {name: s.level(name) for name in self.probe_levels}
+        for name in self.probe_aux:  # per-sample ground truth, (n, P) int targets
+            levels[AUX_PREFIX + name] = aux_level(s.aux[name], self.probe_aux_bins)
         return adapt_x(s.x, self.data_vocab), levels, s.x
 
     def describe(self) -> dict[str, Any]:
@@ -205,6 +210,12 @@ def prepare_task(path: str, task: Any, check: Any, probe: Any,
     src = {"train": train, "test": test}.get(probe.split)
     if src is None:
         raise ValueError(f"probe.split={probe.split!r} must be 'train' or 'test'")
+    for name in probe.aux:
+        arr = src.aux.get(name)
+        if arr is None or np.asarray(arr).dtype.kind not in "iubf":
+            numeric = sorted(k for k, v in src.aux.items() if np.asarray(v).dtype.kind in "iubf")
+            raise ValueError(f"probe.aux names {name!r}, which {path!r} does not hold as a "
+                             f"numeric per-sample array; its aux arrays are {numeric}")
     rng = np.random.default_rng(split_seed)
     if len(src) > probe.max_samples:
         src = src[np.sort(rng.choice(len(src), probe.max_samples, replace=False))]
@@ -213,4 +224,5 @@ def prepare_task(path: str, task: Any, check: Any, probe: Any,
                     x_train=x_tr, y_train=y_tr, x_test=x_te, y_test=y_te,
                     n_targets=n_targets, n_classes=n_classes,
                     tuple_size=None if tuple_size is None else int(tuple_size),
-                    probe_sample=src, probe_levels=tuple(probe.levels) or names, attrs=attrs)
+                    probe_sample=src, probe_levels=tuple(probe.levels) or names, attrs=attrs,
+                    probe_aux=tuple(probe.aux), probe_aux_bins=probe.aux_bins)

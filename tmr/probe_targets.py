@@ -12,6 +12,13 @@ A probe scores one integer label per sample and position. Levels come as
   (``>= 0``) pixels, ties going to the smallest label; a sample with no valid pixel
   gets -1. With ``pool = "none"`` every pixel is its own position (H·W targets).
 
+Per-sample ground truth from ``aux`` can be probed too (``probe.aux``, named
+``aux.<name>`` in the tables; :func:`aux_level`): trailing axes become positions
+(percolation ``spans`` (n, K, d): one target per level and axis), booleans and integers
+are used as they are, real values are cut into ``bins`` equal-count bins per position
+(quantiles of the probe sample), so ``aux.largest_fraction`` asks "which quartile of
+largest-cluster fraction at p_j".
+
 Everywhere ``-1`` (or any negative label) means "empty / ambiguous / not defined":
 the probes drop those rows from that target's fit and score, and report the number
 of scored held-out rows in the ``n`` column.
@@ -67,6 +74,31 @@ def pool_majority(y: np.ndarray) -> np.ndarray:
         counts = counts.reshape(m, n_labels)  # (m, n_labels)
         # argmax returns the first maximum, i.e. the smallest tied label
         out[lo:lo + m] = np.where(has[lo:lo + m], counts.argmax(axis=1), INVALID)
+    return out
+
+
+AUX_PREFIX = "aux."
+
+
+def aux_level(a: np.ndarray, bins: int) -> np.ndarray:
+    """``(n, ...)`` per-sample aux array -> ``(n, P)`` int64 targets (trailing axes
+    flattened to positions). Booleans and integers are kept (negatives -> -1); reals
+    become equal-count bins ``0..bins-1`` per position (edges: the ``k/bins``
+    quantiles of that position; ties share a bin; NaN -> -1)."""
+    a = np.asarray(a)
+    flat = a.reshape(len(a), -1)
+    if a.dtype.kind in "iub":
+        return level_codes(flat)
+    if a.dtype.kind != "f":
+        raise ValueError(f"aux arrays to probe must be numeric, got dtype {a.dtype}")
+    out = np.full(flat.shape, INVALID, dtype=np.int64)
+    for j in range(flat.shape[1]):
+        col = flat[:, j]
+        ok = ~np.isnan(col)
+        if not ok.any():
+            continue
+        edges = np.quantile(col[ok], np.arange(1, bins) / bins)
+        out[ok, j] = np.searchsorted(edges, col[ok], side="right")
     return out
 
 

@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 from tmr.hooks import run_with_cache
-from tmr.probe_targets import POOLS, probe_levels
+from tmr.probe_targets import AUX_PREFIX, POOLS, probe_levels
 
 #: columns of probe_scores.csv, in order
 COLUMNS = ("step", "site", "level", "position", "metric", "split", "value", "n", "d",
@@ -69,8 +69,12 @@ class ProbeConfig:
     steps: str = "final"
     batch_size: int = 1024
     pool: str = "majority"
+    aux: tuple[str, ...] = ()
+    aux_bins: int = 4
 
     def __post_init__(self) -> None:
+        if self.aux_bins < 2:
+            raise ValueError(f"probe.aux_bins={self.aux_bins} must be at least 2")
         if not 0.0 < self.test_fraction < 1.0:
             raise ValueError(f"probe.test_fraction={self.test_fraction} must be in (0, 1)")
         if self.inner_folds < 2:
@@ -326,8 +330,9 @@ def probe_grid(acts: Mapping[str, np.ndarray], levels: Mapping[str, np.ndarray],
                                        torch.as_tensor(ctrl[:, p].astype(np.int64))))
     splits: list[tuple[str, list[str], tuple[np.ndarray, np.ndarray]]] = [
         ("test", names, random_split(n, cfg.test_fraction, gen))]
-    if cfg.group_split:
-        for parent, name in itertools.pairwise(names):
+    if cfg.group_split:  # along the hierarchy only (aux.* targets have no parent level)
+        tree = [m for m in names if not m.startswith(AUX_PREFIX)]
+        for parent, name in itertools.pairwise(tree):
             gs = group_split(type_ids(levels[parent]), cfg.test_fraction, gen)
             if gs is not None:
                 splits.append(("group", [name], gs))
