@@ -38,9 +38,9 @@ from generators import streams
 from tmr import io
 from tmr.config import ConfigError, apply_overrides, from_dict, read_toml, to_dict
 from tmr.data_adapter import TaskData, prepare_task
+from tmr.metrics.table import write_table_atomic
 from tmr.models import HookedModel, InputSpec, ModelConfig, build_model
 from tmr.probes import (
-    COLUMNS,
     ProbeConfig,
     collect_activations,
     match_sites,
@@ -433,14 +433,14 @@ def run(config: TrainConfig, out_dir: str | Path, *, progress: Progress | None =
     csv_path = out / "probe_scores.csv"
     if not csv_path.is_file():
         rows = probe_run(p, model, out, progress)
-        write_csv(rows, csv_path)
+        write_table_atomic(rows, csv_path)
     ceiling = out / "posterior_ceiling.csv"
     if not ceiling.is_file():
         final = int(torch.load(out / "model.pt", map_location="cpu", weights_only=False)["step"])
         rows = posterior_ceiling(p.data.probe_sample, p.data.probe_levels, step=final,
                                  seed=p.cfg.seed)
         if rows:
-            write_csv(rows, ceiling)
+            write_table_atomic(rows, ceiling)
     record_metrics(p, model, out, progress)
     png = out / "layer_level.png"
     if not png.is_file():
@@ -481,18 +481,6 @@ def probe_run(p: Prepared, model: HookedModel, out: Path, progress: Progress | N
         rows += probe_grid(acts, levels, xraw, p.cfg.probe, step=step, seed=p.cfg.seed,
                            rng=p.seeds["probe"], progress=cb)
     return rows
-
-
-def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
-    """Write the tidy probe table atomically (no torn CSV on Ctrl-C)."""
-    import csv
-
-    with io.atomic_path(path) as tmp, tmp.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(COLUMNS))
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (f"{r[k]:.6g}" if isinstance(r[k], float) else r[k])
-                        for k in COLUMNS})
 
 
 def load_run(run_dir: str | Path, step: int | None = None

@@ -18,7 +18,6 @@ latent tree distance.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
@@ -27,8 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from tmr import io
-from tmr.metrics.table import COLUMNS, DEFAULT_METRICS, layer_metric_rows
+from tmr.metrics.table import DEFAULT_METRICS, layer_metric_rows, write_table_atomic
 from tmr.probes import collect_activations
 
 if TYPE_CHECKING:
@@ -117,10 +115,4 @@ def record_metrics(p: Prepared, model: HookedModel, out: Path,
                                   n_bins=cfg.n_bins)
         if progress is not None:
             progress("metrics", k + 1, len(steps))
-    with io.atomic_path(path) as tmp, tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(COLUMNS))
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({c: (f"{r[c]:.8g}" if isinstance(r[c], float) else r[c])
-                             for c in COLUMNS})
-    return path
+    return write_table_atomic(rows, path)

@@ -100,6 +100,20 @@ def write_table(rows: Iterable[Mapping[str, object]], path: str | Path, *,
         writer.writerows(rows)
 
 
+def write_table_atomic(rows: Iterable[Mapping[str, Any]], path: str | Path) -> Path:
+    """Write tidy rows with :data:`COLUMNS` to a fresh CSV atomically (a temporary file
+    renamed at the end: no torn table on Ctrl-C); floats to 8 significant digits."""
+    from tmr import io
+
+    with io.atomic_path(Path(path)) as tmp, tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(COLUMNS))
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({c: (f"{r[c]:.8g}" if isinstance(r[c], float) else r[c])
+                             for c in COLUMNS})
+    return Path(path)
+
+
 def read_table(path: str | Path) -> list[dict[str, object]]:
     """Rows of a tidy CSV, numbers parsed (``value`` float; ``step``, ``n``... int;
     non-numeric entries such as the probes' ``position = "mean"`` kept as text)."""
