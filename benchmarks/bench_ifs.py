@@ -1,6 +1,6 @@
 """IFS fractals: points/s with full addresses, images/s with per-pixel address maps.
 
-    python benchmarks/bench_ifs.py [--n 2097152] [--images 40] [--repeats 3]
+    python benchmarks/bench_ifs.py [--n 2097152] [--images 40] [--repeats 5]
 
 Points: depth D = 12, every digit of every address returned (``aux["address"]``
 (n, 12)) plus three prefix levels. Images: 256 px, 100k points per image, address
@@ -10,8 +10,11 @@ Baselines, plain numpy written here and measured in the same run: points by
 ``D`` steps of ``x <- A[a] x + b[a]`` (``einsum`` on gathered matrices, digits by
 ``Generator.choice``); images by the same points binned with ``np.histogram2d``
 and no address maps at all (what public fractal renderers compute). Peak memory is
-the tracemalloc peak of numpy allocations during one call. Single process, single
-thread (numpy's element-wise code and the RNG are single-threaded).
+the tracemalloc peak of numpy allocations during one call (the compiled kernels'
+own scratch, a few kB, is not traced). Single process, single thread (numpy's
+element-wise code, the RNG and the kernels of ``generators.ifs_kernels`` are
+single-threaded); the kernels are compiled, or loaded from numba's cache, before
+any timing.
 """
 
 from __future__ import annotations
@@ -63,12 +66,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=2**21, help="points per draw")
     ap.add_argument("--images", type=int, default=40, help="images per draw")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
     gen = np.random.default_rng(0)
     t, _ = measure(partial(gen.random, 1 << 24), args.repeats)
     print(f"machine check: numpy draws {(1 << 24) / t / 1e6:,.0f} M uniform doubles/s "
           "(an idle recent x86 core: about 400-600)\n")
+    for w in worlds().values():  # compile or load the kernels outside the timings
+        ifs.sample(w, 10, rng=0, depth=DEPTH)
+        for soft in (0, 1):
+            ifs.sample(w, 1, rng=0, mode="images", image_size=SIZE, n_points=10, depth=DEPTH,
+                       soft_levels=soft)
+        ifs_render.render(w, 0, 0, image_size=SIZE, n_points=10, depth=DEPTH, soft_levels=0)
     print(f"points, D = {DEPTH}, full addresses\n")
     print("| system | n | points/s | peak MB | baseline points/s | baseline peak MB | "
           "speed-up |")

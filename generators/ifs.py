@@ -18,7 +18,10 @@ Markov chains.
 **Speed.** ``D`` digits are cut into chunks of at most ``m`` digits
 (``K^m <= TABLE_SIZE``); each chunk's ``K^m`` composed maps (and, for the innermost
 chunk, the image points of ``x_0``) are tabulated once per system, so a point costs
-one table gather per chunk instead of ``D`` affine maps (:mod:`generators.ifs_tables`).
+one uniform and one table gather per chunk instead of ``D`` affine maps
+(:mod:`generators.ifs_tables`). The per-point loop (word draw, composition, digits,
+prefix codes) is compiled (:mod:`generators.ifs_kernels`); the uniforms are drawn by
+numpy from the block generators, so the bytes do not depend on numba.
 
 Modes of :func:`sample`: ``"points"`` gives ``x`` (n, d) float64 and every digit
 in ``aux["address"]`` (n, D); ``"images"`` gives ``x`` (n, H, W) and per-pixel
@@ -36,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from generators import _rng
+from generators import ifs_kernels as kernels_
 from generators import ifs_maps as maps_
 from generators import ifs_tables as tables_
 from generators.base import HierarchicalSample, concat
@@ -43,10 +47,7 @@ from generators.base import min_uint_dtype as _min_uint_dtype
 from generators.ifs_tables import (  # re-exported
     alias_table as alias_table,
 )
-from generators.ifs_tables import (
-    chunk_lengths,
-    prefix_codes,
-)
+from generators.ifs_tables import chunk_lengths
 
 NAME = "ifs"
 #: addresses are stored as uint8 digits; deeper than this adds nothing below 1e-5 px
@@ -286,49 +287,57 @@ def _meta(world: World, ss: np.random.SeedSequence | None, **kw: Any) -> dict[st
 
 # ----------------------------------------------------------------------- points
 
-def _points_block(world: World, ss: np.random.SeedSequence, b: int, lo: int, hi: int,
-                  depth: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows ``lo:hi`` of block ``b`` (its random numbers are always drawn whole):
-    ``(x (d, n), instance ids (n,), word codes (n_chunks, n))``."""
-    gen = _rng.block_generator(ss, b)
-    bs = _rng.BLOCK_SIZE
-    lengths = chunk_lengths(world, depth)
-    inst = (gen.integers(0, world.n_classes, size=bs) if world.n_classes > 1
-            else np.zeros(bs, dtype=np.int64))[lo:hi]
-    u = gen.random((len(lengths), bs))[:, lo:hi]  # (n_chunks, n)
-    if world.n_classes == 1:
-        codes = tables_.codes(world, 0, lengths, u)
-        return tables_.evaluate(world, 0, lengths, codes), inst, codes
-    codes, x = np.empty(u.shape, np.int64), np.empty((world.dim, hi - lo))
-    for q in np.unique(inst):
-        rows = np.flatnonzero(inst == q)
-        codes[:, rows] = tables_.codes(world, int(q), lengths, u[:, rows])
-        x[:, rows] = tables_.evaluate(world, int(q), lengths, codes[:, rows])
-    return x, inst, codes
+def _run_points(pk: kernels_.Packed, u: np.ndarray, i0: int, x: np.ndarray,
+                address: np.ndarray, lev: np.ndarray) -> None:
+    """:func:`generators.ifs_kernels.points_kernel` into ``x`` (n, d), ``address``
+    (n, D) uint8 (C-contiguous) and ``lev`` (L, >= n) int64."""
+    flat = address.reshape(-1)  # a view: address is C-contiguous
+    direct = flat.size % 8 == 0 and flat.ctypes.data % 8 == 0  # whole aligned words
+    words = flat.view(np.uint64) if direct else np.empty((flat.size + 7) // 8, np.uint64)
+    head, mult, n_head = kernels_.level_heads(pk.k, tuple(pk.lengths.tolist()),
+                                              tuple(range(1, len(lev) + 1)))
+    kernels_.points_kernel(u, i0, pk.uniform, pk.lengths, pk.sizes, pk.law, pk.aff, pk.pts,
+                           pk.digits, head, mult, n_head, x, words, lev)
+    if not direct:
+        flat[:] = words.view(np.uint8)[:flat.size]
 
 
 def _points_chunk(world: World, ss: np.random.SeedSequence, start: int, stop: int,
                   depth: int, n_levels: int, meta: dict) -> HierarchicalSample:
-    """Samples ``start..stop-1``, block by block into preallocated arrays."""
-    n, k = stop - start, world.n_maps
-    lengths = chunk_lengths(world, depth)
+    """Samples ``start..stop-1``, block by block into preallocated arrays. Block ``b``
+    draws its instance ids (when more than one), then uniforms (n_chunks, BLOCK_SIZE),
+    always whole, from its own generator; rows ``lo:hi`` of it are used."""
+    n, k, bs = stop - start, world.n_maps, _rng.BLOCK_SIZE
     x = np.empty((n, world.dim))
     address = np.empty((n, depth), dtype=np.uint8)
     levels = _id_levels(world, np.zeros(n, dtype=np.int64)) + [
         np.empty(n, min_uint_dtype(k ** (l + 1) - 1)) for l in range(n_levels)]
+    u = np.empty((len(chunk_lengths(world, depth)), bs))
+    lev = np.empty((n_levels, bs), np.int64)
     at = 0
     for b, lo, hi in _rng.blocks(start, stop):
-        xb, inst, codes = _points_block(world, ss, b, lo, hi, depth)
+        gen = _rng.block_generator(ss, b)
+        inst = (gen.integers(0, world.n_classes, size=bs) if world.n_classes > 1
+                else np.zeros(bs, dtype=np.int64))[lo:hi]
+        gen.random(out=u)  # the same stream as gen.random((n_chunks, bs))
         rows = slice(at, at + hi - lo)
-        x[rows] = xb.T
-        tables_.digits(world, lengths, codes, out=address[rows])
-        for i, lv in enumerate([*_id_levels(world, inst),
-                                *prefix_codes(k, lengths, codes, n_levels)]):
+        if world.n_classes == 1:
+            _run_points(kernels_.packed(world, 0, depth), u, lo, x[rows], address[rows], lev)
+        else:
+            for q in np.unique(inst):
+                sel = np.flatnonzero(inst == q)
+                xq, aq = np.empty((len(sel), world.dim)), np.empty((len(sel), depth), np.uint8)
+                lq = np.empty((n_levels, len(sel)), np.int64)
+                _run_points(kernels_.packed(world, int(q), depth), u[:, lo + sel], 0, xq, aq,
+                            lq)
+                x[at + sel], address[at + sel], lev[:, sel] = xq, aq, lq
+        for i, lv in enumerate([*_id_levels(world, inst), *lev[:, :hi - lo]]):
             levels[i][rows] = lv
         at += hi - lo
     return HierarchicalSample(x=x, levels=tuple(levels),
                               level_names=level_names(world, n_levels), world=world, meta=meta,
                               aux={"address": address})
+
 
 def points(world: World, n: int, *, depth: int, instance: int = 0,
            rng: _rng.RNGLike = None) -> tuple[np.ndarray, np.ndarray]:
@@ -336,11 +345,11 @@ def points(world: World, n: int, *, depth: int, instance: int = 0,
     n = _check_int("n", n, 0)
     depth = _check_int("depth", depth, 1, MAX_DEPTH)
     instance = _check_int("instance", instance, 0, world.n_classes - 1)
-    lengths = chunk_lengths(world, depth)
-    u = _rng.as_generator(rng).random((len(lengths), n))  # (n_chunks, n)
-    codes = tables_.codes(world, instance, lengths, u)
-    x = tables_.evaluate(world, instance, lengths, codes)  # (d, n)
-    return x.T, tables_.digits(world, lengths, codes)
+    u = _rng.as_generator(rng).random((len(chunk_lengths(world, depth)), n))  # (n_chunks, n)
+    x, address = np.empty((n, world.dim)), np.empty((n, depth), np.uint8)
+    _run_points(kernels_.packed(world, instance, depth), u, 0, x, address,
+                np.empty((0, n), np.int64))
+    return x, address
 
 
 def cylinder_points(world: World, depth: int, *, instance: int = 0) -> np.ndarray:

@@ -11,11 +11,18 @@ every point in the pixel shares it, ``-1`` when the pixel is empty or holds seve
 codes (the pieces overlap within the pixel). The *soft* label is the histogram of
 codes among the pixel's points, normalised to sum 1 (zeros in empty pixels). The
 overlap mask marks hit pixels that are ambiguous at level 1.
+
+One pass over the points (:func:`generators.ifs_kernels.raster_kernel`) keeps, per
+pixel, the count, the level-``L`` code of its first point and the shallowest level at
+which a later point's code differed: level-``ℓ`` codes are prefixes of level-``L``
+codes, so a pixel is ambiguous at level ``ℓ`` exactly when that level is ``ℓ`` or
+shallower. No per-point arrays beyond the uniforms are built.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -23,6 +30,7 @@ import numpy as np
 
 from generators import _rng
 from generators import ifs as ifs_
+from generators import ifs_kernels as kernels
 from generators import ifs_tables as tables_
 from generators.base import HierarchicalSample
 
@@ -35,6 +43,9 @@ VALUES = ("count", "binary", "density")
 BACKGROUND_SCALE = 0.5
 #: counts saturate here (uint16)
 MAX_COUNT = np.iinfo(np.uint16).max
+#: largest K^L whose level-prefix table is built (else labels are divided out)
+PREFIX_TABLE = 1 << 16
+_IMAGE_DTYPE = {"count": np.uint16, "binary": np.uint8, "density": np.float32}
 
 
 def _min_int_dtype(max_value: int) -> np.dtype:
@@ -58,33 +69,6 @@ class Raster:
     box_dimension: float  # box-counting slope of the hit mask
 
 
-def pixel_index(x: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
-    """Flat pixel ``row * size + col`` (n,) of points ``x`` (2, n) in the square
-    ``box`` (2, 2); row 0 is the top (largest y); points outside are clipped."""
-    lo = box[0]
-    scale = size / float(box[1, 0] - box[0, 0])
-    # truncation equals floor for x >= lo; points below lo truncate to 0 or are clipped
-    col = ((x[0] - lo[0]) * scale).astype(np.intp)
-    row = ((x[1] - lo[1]) * scale).astype(np.intp)
-    np.clip(col, 0, size - 1, out=col)
-    np.clip(row, 0, size - 1, out=row)
-    row -= size - 1
-    row *= -size
-    row += col
-    return row
-
-
-def hard_labels(pix: np.ndarray, code: np.ndarray, n_pixels: int) -> np.ndarray:
-    """Per-pixel code (n_pixels,) int64: the code shared by all points in the pixel,
-    else -1. Scatter then compare: a pixel with two codes always has a point whose
-    code differs from whichever was written last (no sort needed)."""
-    lab = np.full(n_pixels, -1, dtype=np.int64)
-    lab[pix] = code
-    bad = lab[pix] != code
-    lab[pix[bad]] = -1
-    return lab
-
-
 def density(x: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
     """Anti-aliased image (size, size) float32: bilinear splatting of each point onto
     its 4 nearest pixel centres, scaled to maximum 1."""
@@ -105,64 +89,17 @@ def density(x: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
 
 def mask_box_dimension(mask: np.ndarray) -> float:
     """Slope of ``log N(s)`` against ``log 1/s`` over box sides ``s = 1, 2, 4, …,
-    size/4`` pixels (boxes occupied by the hit ``mask`` (H, W)); 0 for an empty mask.
-    Boxes of side ``2s`` are the OR of 2x2 boxes of side ``s`` (strided views)."""
-    size = mask.shape[0]
-    sides, counts = [], []
-    m, s = mask, 1
-    while s <= size // 4:
-        n = int(np.count_nonzero(m))
-        if n == 0:
-            return 0.0
-        sides.append(s)
-        counts.append(n)
-        if m.shape[0] % 2 or m.shape[1] % 2:
-            break
-        m = m[0::2, 0::2] | m[1::2, 0::2] | m[0::2, 1::2] | m[1::2, 1::2]
-        s *= 2
-    if len(sides) < 2:
+    size/4`` pixels (boxes holding a nonzero of ``mask`` (H, W)); 0 for an empty mask.
+    Boxes of side ``2s`` are the OR of 2x2 boxes of side ``s``
+    (:func:`generators.ifs_kernels.box_counts`)."""
+    counts = kernels.box_counts(mask)
+    if len(counts) and counts[-1] == 0:
+        return 0.0
+    if len(counts) < 2:
         return float("nan")
-    lx, ly = np.log(sides), np.log(counts)
+    lx, ly = np.log(2.0 ** np.arange(len(counts))), np.log(counts)
     lx -= lx.mean()  # least-squares slope in closed form (polyfit costs 0.4 ms)
     return float(-(lx @ (ly - ly.mean())) / (lx @ lx))
-
-def rasterise(x: np.ndarray, box: np.ndarray, prefixes: list[np.ndarray], k: int,
-              size: int, value: str = "count", soft_levels: int = 1) -> Raster:
-    """Bin points ``x`` (2, n) with level codes ``prefixes[l-1]`` (n,) into a Raster."""
-    return rasterise_pixels(pixel_index(x, box, size), prefixes, k, size, value, soft_levels,
-                            x=x, box=box)
-
-
-def rasterise_pixels(pix: np.ndarray, prefixes: Sequence[np.ndarray], k: int, size: int,
-                     value: str = "count", soft_levels: int = 1, *, x: np.ndarray | None = None,
-                     box: np.ndarray | None = None) -> Raster:
-    """:func:`rasterise` from flat pixel indices ``pix`` (n,); ``x`` (2, n) and
-    ``box`` are needed only for ``value="density"``."""
-    n_pix = size * size
-    counts = np.bincount(pix, minlength=n_pix)  # (H*W,)
-    hit = counts > 0
-    n_hit = max(int(hit.sum()), 1)
-    maps = tuple(hard_labels(pix, c, n_pix) for c in prefixes)
-    ambiguous = np.array([float(np.count_nonzero(hit & (m < 0))) / n_hit for m in maps])
-    soft = []
-    for l, c in enumerate(prefixes[:soft_levels], start=1):
-        h = np.bincount(pix * k**l + c, minlength=n_pix * k**l).reshape(n_pix, k**l)
-        soft.append((h / np.maximum(counts, 1)[:, None]).astype(np.float32)
-                    .reshape(size, size, k**l))
-    overlap = (hit & (maps[0] < 0)) if maps else np.zeros(n_pix, bool)
-    image: np.ndarray
-    if value == "count":
-        image = np.minimum(counts, MAX_COUNT).astype(np.uint16).reshape(size, size)
-    elif value == "binary":
-        image = hit.astype(np.uint8).reshape(size, size)
-    else:
-        if x is None or box is None:
-            raise ValueError("value='density' needs the points x and the box")
-        image = density(x, box, size)
-    return Raster(image=image, address_maps=tuple(m.reshape(size, size) for m in maps),
-                  soft=tuple(soft), overlap=overlap.reshape(size, size),
-                  fill_rate=float(hit.mean()), ambiguous=ambiguous,
-                  box_dimension=mask_box_dimension(hit.reshape(size, size)))
 
 
 def image_seed(seed: _rng.RNGLike, index: int) -> np.random.SeedSequence:
@@ -191,6 +128,78 @@ def check_image_args(world: ifs_.World, image_size: int, n_points: int, depth: i
     return d
 
 
+@functools.lru_cache(maxsize=64)
+def _prefix_table(k: int, n_levels: int) -> np.ndarray:
+    """Level codes from level-L codes, ``c // K^(L-l)`` (L, K^L) int64 for ``l = 1..L``;
+    no columns when ``K^L > PREFIX_TABLE`` (the kernel then divides)."""
+    top = k**n_levels
+    if top > PREFIX_TABLE:
+        return np.zeros((n_levels, 0), np.int64)
+    return np.arange(top, dtype=np.int64) // k ** np.arange(n_levels - 1, -1, -1)[:, None]
+
+
+class _Scratch:
+    """Per-pixel state of one image, reused across the images of a draw: uniforms
+    ``u`` (C, n_points); ``state`` (H*W, 2) the count and the level-L code of the first
+    point; ``mdis`` (H*W,) the shallowest disagreeing level; the soft histograms of
+    levels ``1..soft_levels`` stacked in ``hist``; ``xs`` (2, n_points) the points
+    (density images only)."""
+
+    def __init__(self, world: ifs_.World, size: int, n_points: int, depth: int,
+                 n_levels: int, soft_levels: int, keep_x: bool) -> None:
+        n_pix, k = size * size, world.n_maps
+        lengths = tables_.chunk_lengths(world, depth)
+        self.u = np.empty((len(lengths), n_points))
+        wide = np.int32 if max(n_points, k**n_levels) < 2**31 else np.int64
+        self.state = np.empty((n_pix, 2), wide)
+        self.mdis = np.empty(n_pix, np.int8)  # levels <= MAX_DEPTH = 64 < 127
+        sizes = [n_pix * k**l for l in range(1, soft_levels + 1)]
+        self.soft_off = np.cumsum([0, *sizes[:-1]]).astype(np.int64)[:soft_levels]
+        self.hist = np.empty(sum(sizes), np.int32 if n_points < 2**31 else np.int64)
+        self.xs = np.empty((2, n_points if keep_x else 0))
+        self.heads = kernels.level_heads(k, lengths, (n_levels, *range(1, soft_levels + 1)))
+        self.prefix = _prefix_table(k, n_levels)
+        self.n_levels = n_levels
+
+    def reset(self) -> None:
+        self.state.fill(0)
+        self.mdis.fill(self.n_levels + 1)
+        self.hist.fill(0)
+
+
+def _draw(world: ifs_.World, index: int, ss: np.random.SeedSequence, size: int, depth: int,
+          value: str, scratch: _Scratch, maps: np.ndarray, overlap: np.ndarray,
+          image: np.ndarray, soft: Sequence[np.ndarray]
+          ) -> tuple[int, np.random.Generator, float, np.ndarray, float]:
+    """Render image ``index`` into ``maps`` (L, H*W), ``overlap`` (H*W,), ``image``
+    (H*W,) uint16 counts or uint8 0/1 (unused for density) and ``soft[l-1]``
+    (H*W, K^l); returns ``(instance, generator, fill_rate, ambiguous, box_dim)``,
+    the generator positioned after the points' uniforms."""
+    gen = np.random.Generator(np.random.PCG64(image_seed(ss, index)))
+    q = int(gen.integers(0, world.n_classes)) if world.n_classes > 1 else 0
+    pk = kernels.packed(world, q, depth)
+    sc = scratch
+    gen.random(out=sc.u)  # the same stream as gen.random((C, n_points))
+    box = world.instance_box(q)
+    scale = size / float(box[1, 0] - box[0, 0])
+    sc.reset()
+    head, mult, n_head = sc.heads
+    kernels.raster_kernel(sc.u, pk.uniform, pk.sizes, pk.law, pk.aff, pk.pts, head, mult,
+                          n_head, float(box[0, 0]), float(box[0, 1]), scale, size, pk.k,
+                          sc.prefix, sc.state, sc.mdis, sc.soft_off, sc.hist, sc.xs)
+    n_hit, amb = kernels.finish_kernel(sc.state, sc.mdis, pk.k,
+                                       MAX_COUNT if value == "count" else 1, sc.prefix,
+                                       maps, overlap, image)
+    n_pix, k = size * size, world.n_maps
+    for l, (off, out) in enumerate(zip(sc.soft_off, soft, strict=True), start=1):
+        kernels.normalise_kernel(sc.hist[off:off + n_pix * k**l].reshape(n_pix, k**l),
+                                 sc.state, out)
+    if value == "density":
+        image[...] = density(sc.xs, box, size).ravel()
+    return (q, gen, n_hit / n_pix, amb / max(n_hit, 1),
+            mask_box_dimension(sc.state[:, 0].reshape(size, size)))
+
+
 def render(world: ifs_.World, index: int, seed: _rng.RNGLike, *, image_size: int = 128,
            n_points: int = 100_000, depth: int | None = None, n_address_levels: int = 3,
            value: str = "count", soft_levels: int = 1,
@@ -200,29 +209,21 @@ def render(world: ifs_.World, index: int, seed: _rng.RNGLike, *, image_size: int
     colours after the points, so the labels are the same with and without it."""
     d = check_image_args(world, image_size, n_points, depth, n_address_levels, value,
                          soft_levels)
-    gen = np.random.Generator(np.random.PCG64(image_seed(seed, index)))
-    q = int(gen.integers(0, world.n_classes)) if world.n_classes > 1 else 0
-    lengths = tables_.chunk_lengths(world, d)
-    u = gen.random((len(lengths), n_points))  # (n_chunks, n_points)
-    box = world.instance_box(q)
-    pix = np.empty(n_points, dtype=np.intp)
-    pref = np.empty((n_address_levels, n_points), dtype=np.int64)
-    xs = np.empty((2, n_points)) if value == "density" else None
-    for a in range(0, n_points, tables_.SLICE):  # cache-sized slices, see tables_.evaluate
-        b = min(a + tables_.SLICE, n_points)
-        codes = tables_.codes(world, q, lengths, u[:, a:b])
-        x = tables_.evaluate(world, q, lengths, codes)  # (2, b - a)
-        pix[a:b] = pixel_index(x, box, image_size)
-        for l, p in enumerate(tables_.prefix_codes(world.n_maps, lengths, codes,
-                                                   n_address_levels)):
-            pref[l, a:b] = p
-        if xs is not None:
-            xs[:, a:b] = x
-    r = rasterise_pixels(pix, list(pref), world.n_maps, image_size, value, soft_levels,
-                         x=xs, box=box)
-    if colour:
-        r = dataclasses.replace(r, image=colourise(r.image, gen))
-    return q, r
+    size, n_pix, k = image_size, image_size**2, world.n_maps
+    scratch = _Scratch(world, size, n_points, d, n_address_levels, soft_levels,
+                       value == "density")
+    maps = np.empty((n_address_levels, n_pix), np.int64)
+    overlap = np.empty(n_pix, bool)
+    image = np.empty(n_pix, _IMAGE_DTYPE[value])
+    soft = [np.empty((size, size, k**l), np.float32) for l in range(1, soft_levels + 1)]
+    q, gen, fill, amb, bdim = _draw(world, index, _rng.as_seed_sequence(seed), size, d, value,
+                                    scratch, maps, overlap, image,
+                                    [s.reshape(n_pix, -1) for s in soft])
+    img = image.reshape(size, size)
+    return q, Raster(image=colourise(img, gen) if colour else img,
+                     address_maps=tuple(m.reshape(size, size) for m in maps),
+                     soft=tuple(soft), overlap=overlap.reshape(size, size), fill_rate=fill,
+                     ambiguous=amb, box_dimension=bdim)
 
 
 def colourise(image: np.ndarray, gen: np.random.Generator) -> np.ndarray:
@@ -239,36 +240,42 @@ def colourise(image: np.ndarray, gen: np.random.Generator) -> np.ndarray:
 
 
 def sample_images(world: ifs_.World, start: int, stop: int, ss: np.random.SeedSequence,
-                  meta: dict[str, Any], **kw: Any) -> HierarchicalSample:
-    """Images ``start..stop-1`` of the draw seeded by ``ss`` as one sample:
-    ``x`` (n, H, W) (or (n, H, W, 3) with ``colour``), levels ``system``/``instance``
-    (n,) when more than one, then ``address<l>`` (n, H, W); aux ``overlap``
-    (n, H, W), ``soft_address<l>`` (n, H, W, K^l), ``fill_rate`` (n,), ``ambiguous``
-    (n, L), ``box_dimension`` (n,)."""
-    out = [render(world, i, ss, **kw) for i in range(start, stop)]
-    n, size, k = stop - start, kw["image_size"], world.n_maps
-    n_levels = kw["n_address_levels"]
-    inst = np.array([q for q, _ in out], dtype=np.int64)
-    rs = [r for _, r in out]
-    empty_shape = (0, size, size, 3) if kw.get("colour") else (0, size, size)
-    empty_dtype = np.float32 if kw["value"] == "density" or kw.get("colour") else (
-        np.uint8 if kw["value"] == "binary" else np.uint16)
-    x = np.stack([r.image for r in rs]) if rs else np.zeros(empty_shape, empty_dtype)
-    levels = ifs_._id_levels(world, inst)
-    for l in range(n_levels):
-        arr = np.empty((n, size, size), _min_int_dtype(k ** (l + 1) - 1))
-        for i, r in enumerate(rs):
-            arr[i] = r.address_maps[l]
-        levels.append(arr)
-    aux: dict[str, np.ndarray] = {
-        "overlap": np.stack([r.overlap for r in rs]) if rs else np.zeros((0, size, size), bool),
-        "fill_rate": np.array([r.fill_rate for r in rs]),
-        "ambiguous": np.array([r.ambiguous for r in rs]).reshape(n, n_levels),
-        "box_dimension": np.array([r.box_dimension for r in rs]),
-    }
-    for l in range(kw["soft_levels"]):
-        aux[f"soft_address{l + 1}"] = (np.stack([r.soft[l] for r in rs]) if rs else
-                                      np.zeros((0, size, size, k ** (l + 1)), np.float32))
+                  meta: dict[str, Any], *, image_size: int, n_points: int, depth: int | None,
+                  n_address_levels: int, value: str, soft_levels: int,
+                  colour: bool = False) -> HierarchicalSample:
+    """Images ``start..stop-1`` of the draw seeded by ``ss`` as one sample (each equal
+    to :func:`render` of its index): ``x`` (n, H, W) (or (n, H, W, 3) with ``colour``),
+    levels ``system``/``instance`` (n,) when more than one, then ``address<l>``
+    (n, H, W); aux ``overlap`` (n, H, W), ``soft_address<l>`` (n, H, W, K^l),
+    ``fill_rate`` (n,), ``ambiguous`` (n, L), ``box_dimension`` (n,)."""
+    d = check_image_args(world, image_size, n_points, depth, n_address_levels, value,
+                         soft_levels)
+    n, size, k, n_levels = stop - start, image_size, world.n_maps, n_address_levels
+    n_pix = size * size
+    scratch = _Scratch(world, size, n_points, d, n_levels, soft_levels, value == "density")
+    deep = _min_int_dtype(k**n_levels - 1)  # every level's labels fit the deepest's dtype
+    maps = np.empty((n_levels, n_pix), deep)
+    levels_out = [np.empty((n, size, size), _min_int_dtype(k**l - 1))
+                  for l in range(1, n_levels + 1)]
+    grey = np.empty((n, size, size), _IMAGE_DTYPE[value])
+    x = np.empty((n, size, size, 3), np.float32) if colour else grey
+    overlap = np.empty((n, size, size), bool)
+    soft = [np.empty((n, size, size, k**l), np.float32) for l in range(1, soft_levels + 1)]
+    inst = np.zeros(n, dtype=np.int64)
+    fill, box_dim, amb = np.empty(n), np.empty(n), np.empty((n, n_levels))
+    for i in range(n):
+        inst[i], gen, fill[i], amb[i], box_dim[i] = _draw(
+            world, start + i, ss, size, d, value, scratch, maps, overlap[i].reshape(n_pix),
+            grey[i].reshape(n_pix), [s[i].reshape(n_pix, -1) for s in soft])
+        for l in range(n_levels):
+            levels_out[l][i] = maps[l].reshape(size, size)
+        if colour:
+            x[i] = colourise(grey[i], gen)
+    levels = ifs_._id_levels(world, inst) + levels_out
+    aux: dict[str, np.ndarray] = {"overlap": overlap, "fill_rate": fill, "ambiguous": amb,
+                                  "box_dimension": box_dim}
+    for l, s in enumerate(soft, start=1):
+        aux[f"soft_address{l}"] = s
     return HierarchicalSample(x=x, levels=tuple(levels),
                               level_names=ifs_.level_names(world, n_levels), world=world,
                               meta=meta, aux=aux)

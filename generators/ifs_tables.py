@@ -1,11 +1,13 @@
-"""Composed-map tables and word draws: the fast core of fixed-depth IFS sampling.
+"""Composed-map tables of fixed-depth IFS sampling.
 
 ``D`` address digits are cut into chunks of at most ``m`` digits (``K^m <=
 TABLE_SIZE``). For each system and chunk length ``L`` the ``K^L`` composed maps
 ``w_{a_1} ∘ … ∘ w_{a_L}`` (word code ``Σ a_j K^{L-j}``, first letter most
 significant), the images of the base point ``x_0`` (fixed point of map 0) and an
 alias table of the word law ``Π_j p_{a_j}`` are tabulated once, so a point costs
-one table gather per chunk instead of ``D`` affine maps.
+one table gather per chunk instead of ``D`` affine maps. The per-point loops that
+read them are in :mod:`generators.ifs_kernels`; :func:`evaluate` is their numpy
+form, used for explicit word lists (:func:`generators.ifs.cylinder_points`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
 #: entries of one composed-map table: 4096 keeps a system's tables near 300 kB
 #: (in cache) while D = 12 needs at most two gathers for K <= 4
 TABLE_SIZE = 4096
-#: points per slice in the per-point loops (64 kB per float64 temporary)
+#: points per slice in :func:`evaluate` (64 kB per float64 temporary)
 SLICE = 8192
 #: digits of a chunk are unpacked from one uint64 per word (8 bytes)
 MAX_TABLE_DIGITS = 8
@@ -98,12 +100,6 @@ def digit_table(k: int, length: int) -> np.ndarray:
     return out.view("<u8").ravel()
 
 
-@functools.lru_cache(maxsize=256)
-def prefix_table(k: int, length: int, l: int) -> np.ndarray:
-    """``c // K^(L-l)`` for every word code ``c`` of length ``L`` (K^L,) int64."""
-    return np.arange(k**length, dtype=np.int64) // k ** (length - l)
-
-
 def chunk_lengths(world: World, depth: int) -> tuple[int, ...]:
     """Digits per tabulated chunk, outermost first; they sum to ``depth``."""
     m = table_digits(world)
@@ -113,22 +109,6 @@ def chunk_lengths(world: World, depth: int) -> tuple[int, ...]:
         outer.append(min(m, rest))
         rest -= outer[-1]
     return (*outer, inner)
-
-
-def codes(world: World, instance: int, lengths: Sequence[int], u: np.ndarray) -> np.ndarray:
-    """Word codes (n_chunks, n) int64 from uniforms ``u`` (n_chunks, n) with law
-    ``Π_j p_{a_j}``: ``floor(u K^L)`` when the maps are equiprobable, else the alias
-    method with the fractional part of ``u K^L`` as the second uniform."""
-    out = np.empty(u.shape, dtype=np.int64)
-    for i, length in enumerate(lengths):
-        t = table(world, instance, length)
-        scaled = u[i] * world.n_maps**length
-        out[i] = scaled  # truncation is floor: u >= 0
-        if t.alias is not None:
-            accept, alias = t.alias
-            scaled -= out[i]  # fractional part, uniform in [0, 1) given the column
-            out[i] = np.where(scaled < accept.take(out[i]), out[i], alias.take(out[i]))
-    return out
 
 
 def evaluate(world: World, instance: int, lengths: Sequence[int],
@@ -159,40 +139,4 @@ def evaluate(world: World, instance: int, lengths: Sequence[int],
             x = new
         for r in range(d):
             out[r, a:b] = x[r]
-    return out
-
-
-def digits(world: World, lengths: Sequence[int], codes: np.ndarray,
-            out: np.ndarray | None = None) -> np.ndarray:
-    """Addresses (n, D) uint8, outermost map first (written into ``out`` if given)."""
-    n = codes.shape[1]
-    if out is None:
-        out = np.empty((n, sum(lengths)), dtype=np.uint8)
-    fast = out.flags.c_contiguous and n > 0
-    col = 0
-    for length, c in zip(lengths, codes, strict=True):
-        packed = digit_table(world.n_maps, length).take(c)  # (n,) uint64, little-endian
-        if fast:  # copy L-byte records (a void dtype): 2.5x faster than a (n, L) byte copy
-            rec = np.dtype((np.void, length))
-            dst = np.ndarray(shape=(n,), dtype=rec, buffer=out, offset=col,
-                             strides=(out.strides[0],))
-            dst[...] = np.ndarray(shape=(n,), dtype=rec, buffer=packed, strides=(8,))
-        else:
-            out[:, col:col + length] = packed.view(np.uint8).reshape(n, 8)[:, :length]
-        col += length
-    return out
-
-
-def prefix_codes(k: int, lengths: Sequence[int], codes: np.ndarray,
-                 n_levels: int) -> list[np.ndarray]:
-    """Level-ℓ codes ``Σ_{j<=ℓ} a_j K^{ℓ-j}`` (n,) int64 for ``ℓ = 1..n_levels``."""
-    out: list[np.ndarray] = []
-    acc: np.ndarray | None = None  # code of the chunks already consumed
-    for length, c in zip(lengths, codes, strict=True):
-        for l in range(1, length + 1):
-            if len(out) == n_levels:
-                return out
-            head = prefix_table(k, length, l).take(c)
-            out.append(head if acc is None else acc * k**l + head)
-        acc = c if acc is None else acc * k**length + c
     return out
