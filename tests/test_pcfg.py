@@ -219,6 +219,33 @@ def test_layered_fast_sampler_gives_the_same_bytes_as_the_general_sampler(preset
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("params,max_length", [(None, 300), (None, None),
+                                               ({"symbols_per_level": (1, 2, 3),
+                                                 "rule_lengths": (1, 3)}, 8)])
+def test_layered_kernels_equal_their_uncompiled_python(params, max_length, monkeypatch):
+    # the compiled kernels of generators.pcfg_layered against kernel.py_func (plain
+    # Python, what runs without numba): same trees, same bytes, rejections included
+    from generators import pcfg_layered as pl
+    g = pcfg.make_world(preset="layered", params=params, rng=3)
+    w = pcfg._widths(g, max_length, None)
+    keys = pcfg._rule_keys(g)
+
+    def draw() -> tuple[dict[str, np.ndarray], int]:
+        rd = pl.LayeredRound(g, np.random.default_rng(5), 40, keys, max_length)
+        out = pcfg._alloc(g, w, rd.n)
+        rd.write(out, 0, 0, rd.n)
+        return out, rd.n
+
+    fast, n_fast = draw()
+    for name in ("_grow_level", "_down", "_tokens", "_up", "_climb", "_layout_trees"):
+        monkeypatch.setattr(pl, name, getattr(pl, name).py_func)
+    slow, n_slow = draw()
+    assert n_fast == n_slow and (max_length is None or 0 < n_fast < 40)
+    for k in fast:
+        assert fast[k].dtype == slow[k].dtype
+        np.testing.assert_array_equal(fast[k], slow[k])
+
+
 def test_chunks_concatenate_to_the_draw_and_larger_draws_extend_smaller(english):
     whole = pcfg.sample(english, 700, rng=9, max_length=30)
     parts = list(pcfg.iter_chunks(english, 700, rng=9, chunk_size=256, max_length=30))
