@@ -61,34 +61,37 @@ def _tables(g: Grammar, keys: np.ndarray) -> _RuleTables:
 
 
 @jit
-def _grow_level(rlo, kpad, rlen, rhs, sym, u, base, first, alive, max_length, rule,
+def _grow_level(rlo, kpad, rlen, rhs, sym, u, first, alive, max_length, rule, child,
                 first_next):
-    """One depth of every tree: node ``i`` (tree ``t``'s nodes are
-    ``sym[base + first[t]:base + first[t+1]]``) gets its rule in ``rule[i]`` and
-    its children appended after the depth (``sym[base + M:]``, runs in
-    ``first_next``); trees whose children outnumber ``max_length`` (>= 0) are
-    marked dead in ``alive`` and keep no children. Returns the number of children."""
+    """One depth of every tree (tree ``t``'s nodes are ``sym[first[t]:first[t+1]]``):
+    node ``i`` gets its rule in ``rule[i]`` from the uniform ``u[i]``; then each live
+    tree appends its nodes' children to ``child`` (runs in ``first_next``), unless
+    they outnumber ``max_length`` (>= 0): the tree is then marked dead in ``alive``
+    and keeps no children. Returns the number of children."""
     K = kpad.shape[1]
     maxl = rhs.shape[1]
-    nxt = base + first[alive.shape[0]]    # where the next depth starts
+    for i in range(sym.shape[0]):
+        s = sym[i]
+        v = s + u[i]
+        r = rlo[s]
+        for j in range(K):                # branch-free count of keys <= A + u
+            r += kpad[s, j] <= v
+        rule[i] = r
     pos = 0
     first_next[0] = 0
     for t in range(alive.shape[0]):
         if alive[t]:
-            p0 = pos
-            for i in range(base + first[t], base + first[t + 1]):
-                s = sym[i]
-                v = s + u[i - base]
-                r = rlo[s]
-                for j in range(K):            # branch-free count of keys <= A + u
-                    r += kpad[s, j] <= v
-                rule[i] = r
-                for j in range(maxl):         # copy the padded row, keep rlen[r] of it
-                    sym[nxt + pos + j] = rhs[r, j]
-                pos += rlen[r]
-            if max_length >= 0 and pos - p0 > max_length:
+            cnt = 0
+            for i in range(first[t], first[t + 1]):
+                cnt += rlen[rule[i]]
+            if max_length >= 0 and cnt > max_length:
                 alive[t] = False
-                pos = p0
+            else:
+                for i in range(first[t], first[t + 1]):
+                    r = rule[i]
+                    for j in range(maxl):     # copy the padded row, keep rlen[r] of it
+                        child[pos + j] = rhs[r, j]
+                    pos += rlen[r]
         first_next[t + 1] = pos
     return pos
 
@@ -247,11 +250,11 @@ class LayeredRound:
         sym[:n] = 0
         base = np.zeros(D + 1, np.int64)
         for d in range(D):
-            m = int(first[d, n])
+            m, b = int(first[d, n]), int(base[d])
             u = gen.random(m)                   # one uniform per frontier node, tree order
-            _grow_level(tb.rlo, tb.kpad, tb.rlen, tb.rhs, sym, u, base[d], first[d], alive,
-                        max_len, rule, first[d + 1])
-            base[d + 1] = base[d] + m
+            _grow_level(tb.rlo, tb.kpad, tb.rlen, tb.rhs, sym[b:b + m], u, first[d], alive,
+                        max_len, rule[b:b + m], sym[b + m:], first[d + 1])
+            base[d + 1] = b + m
         self.sym, self.rule, self.base, self.first = sym, rule, base, first
         self.rlen, self.maxl = tb.rlen, tb.rhs.shape[1]
         self.ids = np.flatnonzero(alive)         # accepted candidates, in order

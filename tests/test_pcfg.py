@@ -326,14 +326,48 @@ def test_linear_and_log_scaled_span_posteriors_agree(english):
     s = pcfg.sample(english, 64, rng=3, max_length=12)
     n = int(np.bincount(s.aux["lengths"]).argmax())
     x = s.x[s.aux["lengths"] == n][:, :n].astype(int)
-    assert inf._inside_outside_linear(english, x) is not None
-    np.testing.assert_allclose(inf.span_posteriors(english, x),
-                               inf._span_posteriors_scaled(english, x), atol=1e-12)
+    post, ok = inf._span_posteriors_linear(english, x)
+    assert ok.all()
+    np.testing.assert_allclose(post, inf._span_posteriors_scaled(english, x), atol=1e-12)
+    lin, sc = inf._inside(english, x)
+    np.testing.assert_allclose(inf.log_prob(english, x), np.log(lin[:, 0, n, 0]) + sc[:, 0, n],
+                               rtol=1e-12)
     d = pcfg.make_world(preset="dyck")
     long_x = np.tile([0, 1], 60)[None]  # "()" * 60
     post = inf.span_posteriors(d, long_x)
     assert np.isfinite(post).all()
     assert post[0, 0, 120, 0] == pytest.approx(1.0, abs=1e-12)
+
+
+def test_sequences_outside_the_linear_range_fall_back_one_by_one():
+    # P("a a a a c") = 1e-280 / 2: its linear chart could underflow in a product, so that
+    # sequence alone is redone with per-span log scales; "b b b b c" stays linear
+    g = parse_text("S -> 'a' S [1e-70] | 'b' S [0.5] | 'c' [0.5]", allow_infinite=True)
+    x = np.array([[0, 0, 0, 0, 2], [1, 1, 1, 1, 2]])
+    _, ok = inf._span_posteriors_linear(g, x)
+    assert ok.tolist() == [False, True]
+    post = inf.span_posteriors(g, x)
+    np.testing.assert_allclose(post, inf._span_posteriors_scaled(g, x), atol=1e-12)
+    np.testing.assert_allclose(post[:, np.arange(5), 5, 0], 1.0, atol=1e-12)  # S spans [i, 5)
+    np.testing.assert_allclose(inf.log_prob(g, x), [math.log(1e-280 * 0.5), math.log(0.5 ** 5)],
+                               rtol=1e-12)
+
+
+@pytest.mark.parametrize("which", ["tiny", "random_cnf"])
+def test_chart_kernel_equals_its_uncompiled_python(which, monkeypatch):
+    # the compiled inside-outside kernel against kernel.py_func (what runs without numba)
+    from generators import pcfg_chart
+    g = parse_text(TINY) if which == "tiny" else pcfg.make_world(preset="random_cnf", rng=0)
+    s = pcfg.sample(g, 400, rng=1, max_length=8, max_depth=12)
+    x = s.x[s.aux["lengths"] == 6][:5, :6].astype(int)
+    assert len(x) and np.any(inf.tables(g).unary) == (which == "tiny")
+    fast = inf._span_posteriors_linear(g, x)[0], inf.log_prob(g, x)
+    for name in ("_closure", "_extremes"):
+        monkeypatch.setattr(pcfg_chart, name, getattr(pcfg_chart, name).py_func)
+    monkeypatch.setattr(pcfg_chart, "inside_outside", pcfg_chart.inside_outside.py_func)
+    slow = inf._span_posteriors_linear(g, x)[0], inf.log_prob(g, x)
+    np.testing.assert_array_equal(fast[0], slow[0])
+    np.testing.assert_array_equal(fast[1], slow[1])
 
 
 def test_parse_counts_are_exact_beyond_int64():
