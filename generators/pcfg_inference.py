@@ -210,6 +210,8 @@ def outside_chart(g: Grammar, x: np.ndarray) -> np.ndarray:
 #: linear charts are used when no product of chart entries and rule probabilities
 #: can come below this (float64 normal range ends at 2.2e-308; margin for sums)
 LINEAR_FLOOR = 1e-290
+#: memory for the two charts of one tile of sequences (up to 8 sequences per tile)
+CHART_BYTES = 64 * 2**20
 
 
 def _linear_charts(g: Grammar, x: np.ndarray, post: np.ndarray | None
@@ -229,10 +231,12 @@ def _linear_charts(g: Grammar, x: np.ndarray, post: np.ndarray | None
     unary = bool(np.any(t.unary))
     stats = np.empty((len(x), 4))
     out = np.zeros((0, 1, 1, 1)) if post is None else post
+    n = x.shape[1]
+    tile = int(np.clip(CHART_BYTES // (16 * N * (n + 1) ** 2), 1, 8))
     # unsigned rule symbols: indices the compiled kernel need not check for wrap-around
     pcfg_chart.inside_outside(e, ra.astype(np.uint64), rb.astype(np.uint64),
                               rc.astype(np.uint64), p3[rb, rc, ra], t.ustar, unary,
-                              0 if post is None else post.shape[-1], out, stats)
+                              0 if post is None else post.shape[-1], out, stats, tile)
     return stats, tok
 
 

@@ -358,10 +358,13 @@ def test_chart_kernel_equals_its_uncompiled_python(which, monkeypatch):
     # the compiled inside-outside kernel against kernel.py_func (what runs without numba)
     from generators import pcfg_chart
     g = parse_text(TINY) if which == "tiny" else pcfg.make_world(preset="random_cnf", rng=0)
-    s = pcfg.sample(g, 400, rng=1, max_length=8, max_depth=12)
-    x = s.x[s.aux["lengths"] == 6][:5, :6].astype(int)
-    assert len(x) and np.any(inf.tables(g).unary) == (which == "tiny")
+    s = pcfg.sample(g, 2000, rng=1, max_length=8, max_depth=12)
+    x = s.x[s.aux["lengths"] == 6][:11, :6].astype(int)  # a tile of 8 and one of 3
+    assert len(x) == 11 and np.any(inf.tables(g).unary) == (which == "tiny")
     fast = inf._span_posteriors_linear(g, x)[0], inf.log_prob(g, x)
+    with monkeypatch.context() as mp:  # one sequence per tile: the same sums, same bits
+        mp.setattr(inf, "CHART_BYTES", 1)
+        np.testing.assert_array_equal(inf._span_posteriors_linear(g, x)[0], fast[0])
     for name in ("_closure", "_extremes"):
         monkeypatch.setattr(pcfg_chart, name, getattr(pcfg_chart, name).py_func)
     monkeypatch.setattr(pcfg_chart, "inside_outside", pcfg_chart.inside_outside.py_func)
