@@ -1,8 +1,8 @@
 """Compiled inside and outside charts in scaled linear space, used by
 :mod:`generators.pcfg_inference`.
 
-One sequence at a time, over the binarised grammar's binary rules as a sparse list
-``(A, B, C, p)`` (formulas: Baker 1979; Lari & Young 1990; Manning & Schütze 1999,
+A few sequences at a time (a tile), over the binarised grammar's binary rules as a
+sparse list ``(A, B, C, p)`` (formulas: Baker 1979; Lari & Young 1990; Manning & Schütze 1999,
 ch. 11)::
 
     inside   I(i, i+1) = e_i = s_i U* lex(x_i)
