@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from generators import _rng
+from generators import _jit, _rng
 from generators.base import HierarchicalSample, concat
 from generators.pcfg_grammar import Grammar, GrammarError
 from generators.pcfg_layered import LayeredRound
@@ -350,7 +350,10 @@ def _block(g: Grammar, ss: np.random.SeedSequence, b: int, w: _Widths,
     rounds: list[_ArrayRound | LayeredRound] = []
     got = drawn = 0
     size = bs
-    layered = g.layer is not None and (max_depth is None or max_depth >= g.max_depth)
+    # the compiled level-by-level path; without numba the numpy breadth-first path
+    # (same bytes) is far faster than the kernels as plain Python
+    layered = (_jit.HAVE_NUMBA and g.layer is not None
+               and (max_depth is None or max_depth >= g.max_depth))
     keys = _rule_keys(g)
     for _ in range(MAX_ROUNDS):
         rd: _ArrayRound | LayeredRound

@@ -35,7 +35,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from generators import pcfg_chart, pcfg_prefix
+from generators import _jit, pcfg_chart, pcfg_prefix
 from generators.pcfg_cnf import binarize
 from generators.pcfg_grammar import Grammar
 
@@ -155,8 +155,11 @@ def log_prob(g: Grammar, x: np.ndarray) -> np.ndarray:
     """(B,) ``log P(x)`` (the inside probability of the start symbol): the compiled
     scaled linear chart (:mod:`generators.pcfg_chart`), ``log P = log P' + sum_t log
     max_A (U* lex)[A, x_t]``; sequences whose chart could leave the float64 range use
-    the per-span log-scaled chart."""
+    the per-span log-scaled chart (as does every sequence without numba)."""
     x = _as_batch(g, x)
+    if not _jit.HAVE_NUMBA:  # the kernel as plain Python would be far slower
+        lin, sc = _inside(g, x)
+        return _log(lin[:, 0, -1, 0]) + np.where(np.isfinite(sc[:, 0, -1]), sc[:, 0, -1], 0.0)
     stats, tok = _linear_charts(g, x, None)
     ok = _in_range(g, stats, outside=False)
     with np.errstate(divide="ignore"):
@@ -256,7 +259,11 @@ def span_posteriors(g: Grammar, x: np.ndarray) -> np.ndarray:
     """(B, n+1, n+1, n_nonterminals) ``P(a node labelled A spans [i, j) | x)`` for the
     original nonterminals (zero for spans with ``j <= i``): compiled scaled linear
     charts; sequences whose chart could leave the float64 range are redone with
-    per-span log scales (:func:`_span_posteriors_scaled`)."""
+    per-span log scales (:func:`_span_posteriors_scaled`, also used for every
+    sequence when numba is missing: equal to rounding, and far faster than the
+    kernel as plain Python)."""
+    if not _jit.HAVE_NUMBA:
+        return _span_posteriors_scaled(g, _as_batch(g, x))
     post, ok = _span_posteriors_linear(g, _as_batch(g, x))
     if not ok.all():
         bad = np.flatnonzero(~ok)

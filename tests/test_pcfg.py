@@ -373,6 +373,27 @@ def test_chart_kernel_equals_its_uncompiled_python(which, monkeypatch):
     np.testing.assert_array_equal(fast[1], slow[1])
 
 
+def test_without_numba_the_numpy_paths_give_the_same_samples_and_posteriors(english,
+                                                                           monkeypatch):
+    # without numba, layered grammars sample on the general numpy path (same bytes) and
+    # inference uses the log-scaled numpy charts (equal to rounding)
+    from generators import _jit
+    g = pcfg.make_world(preset="layered", params={"symbols_per_level": (1, 2, 3)}, rng=3)
+    s = pcfg.sample(english, 200, rng=3, max_length=10)
+    x = s.x[s.aux["lengths"] == 5][:, :5].astype(int)
+    compiled = pcfg.sample(g, 100, rng=7, max_length=12), inf.span_posteriors(english, x)
+    lp = inf.log_prob(english, x)
+    monkeypatch.setattr(_jit, "HAVE_NUMBA", False)
+    plain = pcfg.sample(g, 100, rng=7, max_length=12), inf.span_posteriors(english, x)
+    assert compiled[0].meta["rejection_rate"] == plain[0].meta["rejection_rate"] > 0
+    for a, b in [(compiled[0].x, plain[0].x),
+                 *zip(compiled[0].levels, plain[0].levels, strict=True),
+                 *((compiled[0].aux[k], plain[0].aux[k]) for k in compiled[0].aux)]:
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(plain[1], compiled[1], atol=1e-12)
+    np.testing.assert_allclose(inf.log_prob(english, x), lp, rtol=1e-12)
+
+
 def test_parse_counts_are_exact_beyond_int64():
     # S -> S S | 'a': Catalan numbers of parses; C_40 > 2**63 ... use length 41
     g = parse_text("S -> S S [0.3] | 'a' [0.7]")
