@@ -48,10 +48,10 @@ from typing import Any
 
 import numpy as np
 
-from generators import _rng, pcfg_soft
+from generators import _jit, _rng, pcfg_soft
 from generators.base import HierarchicalSample, concat
 from generators.pcfg_grammar import Grammar, GrammarError
-from generators.pcfg_layered import grow_layout
+from generators.pcfg_layered import LayeredRound
 from generators.pcfg_presets import build_world
 
 NAME = "pcfg"
@@ -170,6 +170,7 @@ def _grow(g: Grammar, gen: np.random.Generator, n: int, max_length: int | None,
     the (n,) acceptance mask."""
     N = g.n_nonterminals
     keys = _rule_keys(g)
+    last_rule = np.cumsum(np.bincount(g.rule_lhs, minlength=N)) - 1
     rule_rhs, rule_len = g.rule_rhs, g.rule_len
     alive = np.ones(n, bool)
     n_term = np.zeros(n, np.int64)
@@ -189,7 +190,8 @@ def _grow(g: Grammar, gen: np.random.Generator, n: int, max_length: int | None,
         if max_depth is not None and depth >= max_depth:
             alive[owner[nt]] = False
             break
-        r = np.searchsorted(keys, sym[nt] + gen.random(len(nt)), side="right").astype(np.int32)
+        r = np.searchsorted(keys, sym[nt] + gen.random(len(nt)), side="right")
+        r = np.minimum(r, last_rule[sym[nt]]).astype(np.int32)  # A + u may round up to A + 1
         rule[nt] = r
         lens = rule_len[r]
         kids = rule_rhs[r]                        # (n_nt, max_rule_len)
@@ -254,9 +256,8 @@ def _layout(g: Grammar, t: _Trees, w: _Widths) -> dict[str, np.ndarray]:
     local = np.empty(n_tot, np.int64)
     local[order] = np.arange(n_tot) - np.repeat(np.cumsum(counts) - counts, counts)
     fill = np.arange(w.nodes)[None, :] < counts[:, None]  # (n, W)
-    code_dt = _signed_dtype(N + g.n_terminals)
-    pos_dt = _signed_dtype(max(w.nodes, w.tokens, w.levels) + 1)
-    span_dt = pos_dt if code_dt.itemsize <= pos_dt.itemsize else code_dt
+    dts = _dtypes(g, w)
+    code_dt, pos_dt, span_dt = dts["levels"], dts["parent"], dts["spans"]
 
     def padded(values: np.ndarray, dt: np.dtype) -> np.ndarray:
         out = np.full((n, w.nodes), -1, dt)
@@ -264,7 +265,7 @@ def _layout(g: Grammar, t: _Trees, w: _Widths) -> dict[str, np.ndarray]:
         return out
 
     parent = padded(np.where(t.parent >= 0, local[np.maximum(t.parent, 0)], -1), pos_dt)
-    rule = padded(t.rule, _signed_dtype(g.n_rules))
+    rule = padded(t.rule, dts["rule"])
     spans = np.full((4, n, w.nodes), -1, span_dt)
     for k, col in enumerate((start, start + size, t.sym, t.depth)):
         spans[k][fill] = col[order]
@@ -285,8 +286,7 @@ def _layout(g: Grammar, t: _Trees, w: _Widths) -> dict[str, np.ndarray]:
         else:
             first = np.repeat(base[lo:hi] - (np.cumsum(sz) - sz), sz)
             lv[k].reshape(-1)[first + np.arange(first.size)] = labels
-    x = np.full((n, w.tokens), -1, _signed_dtype(g.n_terminals))
-    x[tok_fill] = 0
+    x = np.full((n, w.tokens), -1, dts["x"])
     leaf_sym = lv.max(axis=0)  # the token itself has the largest code on its path
     x[tok_fill] = leaf_sym[tok_fill] - N
     return {"x": x, "levels": lv, "lengths": lengths.astype(pos_dt),
@@ -297,29 +297,82 @@ def _layout(g: Grammar, t: _Trees, w: _Widths) -> dict[str, np.ndarray]:
 MAX_ROUNDS = 64
 
 
+def _dtypes(g: Grammar, w: _Widths) -> dict[str, np.dtype]:
+    """Output dtypes: the narrowest signed integers holding each array's values."""
+    code_dt = _signed_dtype(g.n_nonterminals + g.n_terminals)
+    pos_dt = _signed_dtype(max(w.nodes, w.tokens, w.levels) + 1)
+    span_dt = pos_dt if code_dt.itemsize <= pos_dt.itemsize else code_dt
+    return {"x": _signed_dtype(g.n_terminals), "levels": code_dt, "lengths": pos_dt,
+            "n_nodes": pos_dt, "parent": pos_dt, "rule": _signed_dtype(g.n_rules),
+            "spans": span_dt}
+
+
+def _alloc(g: Grammar, w: _Widths, n: int) -> dict[str, np.ndarray]:
+    """Uninitialised output arrays for ``n`` samples (writers fill every entry)."""
+    dt = _dtypes(g, w)
+    shapes = {"x": (n, w.tokens), "levels": (w.levels, n, w.tokens), "lengths": (n,),
+              "n_nodes": (n,), "parent": (n, w.nodes), "rule": (n, w.nodes),
+              "spans": (n, w.nodes, 4)}
+    return {k: np.empty(shape, dt[k]) for k, shape in shapes.items()}
+
+
+class _ArrayRound:
+    """A round of the general sampler, laid out already: :meth:`write` copies rows."""
+
+    def __init__(self, arrs: dict[str, np.ndarray], n: int) -> None:
+        self.arrs, self.n = arrs, n
+
+    def write(self, out: dict[str, np.ndarray], dst: int, lo: int, hi: int) -> None:
+        for k, v in self.arrs.items():
+            if k == "levels":
+                out[k][:, dst:dst + hi - lo] = v[:, lo:hi]
+            else:
+                out[k][dst:dst + hi - lo] = v[lo:hi]
+
+
+@dataclasses.dataclass
+class _Block:
+    """The first ``BLOCK_SIZE`` accepted trees of a block, spread over its rounds."""
+
+    rounds: list[_ArrayRound | LayeredRound]
+    drawn: int
+    accepted: int
+
+    def write(self, out: dict[str, np.ndarray], dst: int, lo: int, hi: int) -> None:
+        """Block rows ``lo:hi`` into output rows ``dst:dst + hi - lo``."""
+        first = 0
+        for rd in self.rounds:
+            a, b = max(lo, first), min(hi, first + rd.n)
+            if a < b:
+                rd.write(out, dst + a - lo, a - first, b - first)
+            first += rd.n
+
+
 def _block(g: Grammar, ss: np.random.SeedSequence, b: int, w: _Widths,
-           max_length: int | None, max_depth: int | None
-           ) -> tuple[dict[str, np.ndarray], int, int]:
+           max_length: int | None, max_depth: int | None) -> _Block:
     """Block ``b``: the first ``BLOCK_SIZE`` accepted trees of its candidate stream
-    (drawn whole, so its bytes do not depend on chunking); returns the arrays, the
-    number of candidates drawn and the number accepted among them."""
+    (drawn whole, so its bytes do not depend on chunking), with the number of
+    candidates drawn and the number accepted among them."""
     gen = _rng.block_generator(ss, b)
     bs = _rng.BLOCK_SIZE
-    parts: list[dict[str, np.ndarray]] = []
+    rounds: list[_ArrayRound | LayeredRound] = []
     got = drawn = 0
     size = bs
-    layered = g.layer is not None and (max_depth is None or max_depth >= g.max_depth)
+    # the compiled level-by-level path; without numba the numpy breadth-first path
+    # (same bytes) is far faster than the kernels as plain Python
+    layered = (_jit.HAVE_NUMBA and g.layer is not None
+               and (max_depth is None or max_depth >= g.max_depth))
     keys = _rule_keys(g)
     for _ in range(MAX_ROUNDS):
-        if layered:  # same stream and bytes, level-by-level fast path
-            arrs, n_ok = grow_layout(g, gen, size, keys, max_length, w.tokens, w.nodes,
-                                     w.levels)
+        rd: _ArrayRound | LayeredRound
+        if layered:  # same stream and bytes, level-by-level compiled path
+            rd = LayeredRound(g, gen, size, keys, max_length)
         else:
             trees, _ = _grow(g, gen, size, max_length, max_depth)
-            arrs, n_ok = _layout(g, trees, w), trees.n
+            rd = _ArrayRound(_layout(g, trees, w), trees.n)
         drawn += size
-        parts.append(arrs)
-        got += n_ok
+        rounds.append(rd)
+        got += rd.n
         if got >= bs:
             break
         # next round: the expected shortfall at the observed acceptance, with 10% + 64 spare
@@ -327,9 +380,7 @@ def _block(g: Grammar, ss: np.random.SeedSequence, b: int, w: _Widths,
     else:
         raise RuntimeError(f"only {got} of {drawn} trees of grammar {g.name!r} met max_length="
                            f"{max_length}, max_depth={max_depth}; raise the limits")
-    out = {k: np.concatenate([p[k] for p in parts], axis=1 if k == "levels" else 0)
-           for k in parts[0]}
-    return {k: (v[:, :bs] if k == "levels" else v[:bs]) for k, v in out.items()}, drawn, got
+    return _Block(rounds, drawn, got)
 
 
 def _meta(g: Grammar, ss: np.random.SeedSequence, max_length: int | None,
@@ -378,22 +429,20 @@ def iter_chunks(world: Grammar, n_samples: int, *, rng: _rng.RNGLike = None,
         raise ValueError(f"chunk_size={chunk_size} must be positive")
     w = _widths(g, max_length, max_depth)
     ss = _rng.as_seed_sequence(rng)
-    cache: dict[int, tuple[dict[str, np.ndarray], int, int]] = {}
+    cache: dict[int, _Block] = {}
     drawn = accepted = 0
     for lo in range(0, n_samples, chunk_size):
         hi = min(lo + chunk_size, n_samples)
-        parts = []
+        out = _alloc(g, w, hi - lo)
         for b, blo, bhi in _rng.blocks(lo, hi):
             if b not in cache:
                 cache.clear()
                 cache[b] = _block(g, ss, b, w, max_length, max_depth)
-                drawn += cache[b][1]
-                accepted += cache[b][2]
-            arrs = cache[b][0]
-            parts.append({k: (v[:, blo:bhi] if k == "levels" else v[blo:bhi])
-                          for k, v in arrs.items()})
+                drawn += cache[b].drawn
+                accepted += cache[b].accepted
+            cache[b].write(out, b * _rng.BLOCK_SIZE + blo - lo, blo, bhi)
         meta = _meta(g, ss, max_length, max_depth, drawn, accepted, w)
-        chunk = concat([_assemble(g, p, meta) for p in parts])
+        chunk = _assemble(g, out, meta)
         if soft_levels:
             post = pcfg_soft.posterior_levels(g, chunk.x, chunk.aux["lengths"])
             chunk = dataclasses.replace(chunk, aux={
@@ -410,10 +459,6 @@ def sample(world: Grammar, n_samples: int, *, rng: _rng.RNGLike = None,
                               soft_levels=soft_levels))
     if chunks:
         return concat(chunks)
-    g = world
-    w = _widths(g, max_length, max_depth)
-    z = np.zeros(0, np.int64)
-    empty = _layout(g, _Trees(sym=z, owner=z, parent=z, rule=z, depth=z,
-                              bounds=np.zeros(1, np.int64), n=0), w)
-    return _assemble(g, empty, _meta(g, _rng.as_seed_sequence(rng), max_length, max_depth,
-                                     0, 0, w))
+    w = _widths(world, max_length, max_depth)
+    return _assemble(world, _alloc(world, w, 0),
+                     _meta(world, _rng.as_seed_sequence(rng), max_length, max_depth, 0, 0, w))

@@ -1,5 +1,11 @@
 """Exact inference for PCFGs: inside, outside, span posteriors, parse counts,
-Viterbi parses and next-token distributions (numpy, log space, batched).
+Viterbi parses and next-token distributions (batched over sequences).
+
+``log_prob`` and ``span_posteriors`` run compiled charts in scaled linear space
+(:mod:`generators.pcfg_chart`, one scale per token) and redo, one sequence at a
+time, any sequence whose chart could leave the float64 range with numpy charts that
+carry one log scale per span (``_inside``, ``_outside``; also behind
+``inside_chart`` and ``outside_chart``).
 
 All functions take a :class:`~generators.pcfg_grammar.Grammar` and a batch ``x``
 (B, n) of terminal ids of one length ``n``. They work on the binarised grammar
@@ -29,7 +35,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from generators import pcfg_prefix
+from generators import _jit, pcfg_chart, pcfg_prefix
 from generators.pcfg_cnf import binarize
 from generators.pcfg_grammar import Grammar
 
@@ -146,11 +152,24 @@ def inside_chart(g: Grammar, x: np.ndarray) -> np.ndarray:
 
 
 def log_prob(g: Grammar, x: np.ndarray) -> np.ndarray:
-    """(B,) ``log P(x)`` (the inside probability of the start symbol)."""
+    """(B,) ``log P(x)`` (the inside probability of the start symbol): the compiled
+    scaled linear chart (:mod:`generators.pcfg_chart`), ``log P = log P' + sum_t log
+    max_A (U* lex)[A, x_t]``; sequences whose chart could leave the float64 range use
+    the per-span log-scaled chart (as does every sequence without numba)."""
     x = _as_batch(g, x)
-    lin, sc = _inside(g, x)
-    n = x.shape[1]
-    return _log(lin[:, 0, n, 0]) + np.where(np.isfinite(sc[:, 0, n]), sc[:, 0, n], 0.0)
+    if not _jit.HAVE_NUMBA:  # the kernel as plain Python would be far slower
+        lin, sc = _inside(g, x)
+        return _log(lin[:, 0, -1, 0]) + np.where(np.isfinite(sc[:, 0, -1]), sc[:, 0, -1], 0.0)
+    stats, tok = _linear_charts(g, x, None)
+    ok = _in_range(g, stats, outside=False)
+    with np.errstate(divide="ignore"):
+        out = np.log(stats[:, 0]) + np.log(tok).sum(axis=1)
+    if not ok.all():
+        bad = np.flatnonzero(~ok)
+        lin, sc = _inside(g, x[bad])
+        n = x.shape[1]
+        out[bad] = _log(lin[:, 0, n, 0]) + np.where(np.isfinite(sc[:, 0, n]), sc[:, 0, n], 0.0)
+    return out
 
 
 def _outside(g: Grammar, x: np.ndarray, lin: np.ndarray,
@@ -194,81 +213,71 @@ def outside_chart(g: Grammar, x: np.ndarray) -> np.ndarray:
 #: linear charts are used when no product of chart entries and rule probabilities
 #: can come below this (float64 normal range ends at 2.2e-308; margin for sums)
 LINEAR_FLOOR = 1e-290
+#: memory for the two charts of one tile of sequences (up to 8 sequences per tile)
+CHART_BYTES = 64 * 2**20
 
 
-def _inside_outside_linear(g: Grammar, x: np.ndarray
-                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """Inside and outside charts (B, n+1, n+1, N) in linear space with one scale per
-    token (``I'(i, j) = I(i, j) prod_{i<=t<j} s_t``, ``O'(i, j) = O(i, j) prod_{t not in
-    [i, j)} s_t``, ``s_t = 1 / max_A (U* lex)[A, x_t]``; every split and sibling product
-    then carries the same scale, as in scaled forward-backward, Rabiner 1989), and the
-    (B,) scaled ``P'(x)``; so ``I' O' / P' = I O / P``. Returns None when the
-    smallest nonzero entries could underflow in a product (the caller then uses the
-    per-span log-scaled charts)."""
+def _linear_charts(g: Grammar, x: np.ndarray, post: np.ndarray | None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Run the compiled scaled linear charts (:func:`generators.pcfg_chart.inside_outside`)
+    on ``x``; fills ``post`` (B, n+1, n+1, n_orig) with span posteriors when given.
+    Returns the kernel's per-sequence stats (B, 4) and the token scales (B, n),
+    ``max_A (U* lex)[A, x_t]`` (1 where that is 0)."""
     t = tables(g)
-    B, n = x.shape
     N = t.lex.shape[0]
     lexu = t.lex.T[x] @ t.ustar.T                          # (B, n, N)
-    s = lexu.max(axis=-1)
-    s = np.where(s > 0, s, 1.0)                            # (B, n)
-    # charts batch-last, (n+1, n+1, B, N): a gather of spans copies contiguous rows
-    lin = np.zeros((n + 1, n + 1, B, N))
-    i = np.arange(n)
-    lin[i, i + 1] = np.swapaxes(lexu / s[..., None], 0, 1)
-    for w in range(2, n + 1):
-        i = np.arange(n - w + 1)[:, None]                  # (P, 1)
-        k = i + np.arange(1, w)[None, :]                   # (P, w-1) split points
-        left = lin[i, k].transpose(0, 2, 3, 1)             # (P, B, N, K)
-        right = lin[k, i + w].transpose(0, 2, 1, 3)        # (P, B, K, N)
-        v = (left @ right).reshape(-1, B, N * N)           # (P, B, N*N)
-        cols = i[:, 0]
-        lin[cols, cols + w] = v @ t.pbin @ t.ustar.T
-    # outside pushed from parents to children, widest first: a parent span's
-    # O(i, j) = U*^T (sum of its parents' terms) is final once wider spans are done;
-    # then OP[B, C] = sum_A O_A P(A->BC) gives left child (i, k) sum_C OP[B, C] I_C(k, j)
-    # and right child (k, j) sum_B I_B(i, k) OP[B, C]
-    acc = np.zeros_like(lin)                               # binary-parent terms
-    olin = np.zeros_like(lin)
-    acc[0, n] = np.eye(N)[0]
-    for w in range(n, 1, -1):
-        i = np.arange(n - w + 1)[:, None]                  # (P, 1) parents [i, i+w)
-        k = i + np.arange(1, w)[None, :]                   # (P, w-1)
-        cols = i[:, 0]
-        o = acc[cols, cols + w] @ t.ustar                  # (P, B, N)
-        olin[cols, cols + w] = o
-        op = (o @ t.pbin.T).reshape(-1, B, N, N)           # (P, B, N[B], N[C])
-        right_in = lin[k, i + w].transpose(0, 2, 1, 3)     # (P, B, K, N) I(k, j)
-        left_in = lin[i, k].transpose(0, 2, 1, 3)          # (P, B, K, N) I(i, k)
-        acc[i, k] += (right_in @ np.swapaxes(op, -1, -2)).transpose(0, 2, 1, 3)
-        acc[k, i + w] += (left_in @ op).transpose(0, 2, 1, 3)
-    i = np.arange(n)
-    olin[i, i + 1] = acc[i, i + 1] @ t.ustar
-    lin = np.moveaxis(lin, 2, 0)                           # (B, n+1, n+1, N) views
-    olin = np.moveaxis(olin, 2, 0)
-    z = lin[:, 0, n, 0]
-    nz_i, nz_o = lin[lin > 0], olin[olin > 0]
-    if not (len(nz_i) and len(nz_o)):
-        return None
-    lo_i, lo_o = nz_i.min(), nz_o.min()
+    tok = lexu.max(axis=-1)
+    tok = np.where(tok > 0, tok, 1.0)
+    e = np.ascontiguousarray(lexu / tok[..., None])
+    p3 = t.pbin.reshape(N, N, N)                           # [B, C, A]
+    rb, rc, ra = np.nonzero(p3)
+    unary = bool(np.any(t.unary))
+    stats = np.empty((len(x), 4))
+    out = np.zeros((0, 1, 1, 1)) if post is None else post
+    n = x.shape[1]
+    tile = int(np.clip(CHART_BYTES // (16 * N * (n + 1) ** 2), 1, 8))
+    # unsigned rule symbols: indices the compiled kernel need not check for wrap-around
+    pcfg_chart.inside_outside(e, ra.astype(np.uint64), rb.astype(np.uint64),
+                              rc.astype(np.uint64), p3[rb, rc, ra], t.ustar, unary,
+                              0 if post is None else post.shape[-1], out, stats, tile)
+    return stats, tok
+
+
+def _in_range(g: Grammar, stats: np.ndarray, outside: bool) -> np.ndarray:
+    """(B,) True where no product of two chart entries and a rule probability (the
+    terms the charts are made of) can fall below :data:`LINEAR_FLOOR`, and no entry
+    is above ``1e290``."""
+    t = tables(g)
     pos = t.pbin[t.pbin > 0]
     p_min = (pos.min() if len(pos) else 1.0) * t.ustar[t.ustar > 0].min()
-    if min(lo_i * lo_i, lo_i * lo_o) * p_min < LINEAR_FLOOR or max(nz_i.max(), nz_o.max()) > 1e290:
-        return None
-    return lin, olin, z
+    lo_i, lo_o, hi = stats[:, 1], stats[:, 2], stats[:, 3]
+    lo = np.minimum(lo_i * lo_i, lo_i * lo_o) if outside else lo_i * lo_i
+    return (lo * p_min >= LINEAR_FLOOR) & (hi <= 1e290)
 
 
 def span_posteriors(g: Grammar, x: np.ndarray) -> np.ndarray:
     """(B, n+1, n+1, n_nonterminals) ``P(a node labelled A spans [i, j) | x)`` for the
-    original nonterminals (zero for spans with ``j <= i``)."""
-    x = _as_batch(g, x)
-    n0 = tables(g).n_orig
-    fast = _inside_outside_linear(g, x)
-    if fast is not None:
-        lin_, olin_, z = fast
-        with np.errstate(invalid="ignore", divide="ignore"):
-            inv = np.where(z > 0, 1.0 / z, 0.0)
-        return lin_[..., :n0] * olin_[..., :n0] * inv[:, None, None, None]
-    return _span_posteriors_scaled(g, x)
+    original nonterminals (zero for spans with ``j <= i``): compiled scaled linear
+    charts; sequences whose chart could leave the float64 range are redone with
+    per-span log scales (:func:`_span_posteriors_scaled`, also used for every
+    sequence when numba is missing: equal to rounding, and far faster than the
+    kernel as plain Python)."""
+    if not _jit.HAVE_NUMBA:
+        return _span_posteriors_scaled(g, _as_batch(g, x))
+    post, ok = _span_posteriors_linear(g, _as_batch(g, x))
+    if not ok.all():
+        bad = np.flatnonzero(~ok)
+        post[bad] = _span_posteriors_scaled(g, _as_batch(g, x)[bad])
+    return post
+
+
+def _span_posteriors_linear(g: Grammar, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Posteriors from the linear charts and the (B,) mask of sequences they are exact
+    for (the others hold garbage)."""
+    B, n = x.shape
+    post = np.empty((B, n + 1, n + 1, tables(g).n_orig))
+    stats, _ = _linear_charts(g, x, post)
+    return post, _in_range(g, stats, outside=True)
 
 
 def _span_posteriors_scaled(g: Grammar, x: np.ndarray) -> np.ndarray:

@@ -219,6 +219,33 @@ def test_layered_fast_sampler_gives_the_same_bytes_as_the_general_sampler(preset
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("params,max_length", [(None, 300), (None, None),
+                                               ({"symbols_per_level": (1, 2, 3),
+                                                 "rule_lengths": (1, 3)}, 8)])
+def test_layered_kernels_equal_their_uncompiled_python(params, max_length, monkeypatch):
+    # the compiled kernels of generators.pcfg_layered against kernel.py_func (plain
+    # Python, what runs without numba): same trees, same bytes, rejections included
+    from generators import pcfg_layered as pl
+    g = pcfg.make_world(preset="layered", params=params, rng=3)
+    w = pcfg._widths(g, max_length, None)
+    keys = pcfg._rule_keys(g)
+
+    def draw() -> tuple[dict[str, np.ndarray], int]:
+        rd = pl.LayeredRound(g, np.random.default_rng(5), 40, keys, max_length)
+        out = pcfg._alloc(g, w, rd.n)
+        rd.write(out, 0, 0, rd.n)
+        return out, rd.n
+
+    fast, n_fast = draw()
+    for name in ("_grow_level", "_down", "_tokens", "_up", "_climb", "_layout_trees"):
+        monkeypatch.setattr(pl, name, getattr(pl, name).py_func)
+    slow, n_slow = draw()
+    assert n_fast == n_slow and (max_length is None or 0 < n_fast < 40)
+    for k in fast:
+        assert fast[k].dtype == slow[k].dtype
+        np.testing.assert_array_equal(fast[k], slow[k])
+
+
 def test_chunks_concatenate_to_the_draw_and_larger_draws_extend_smaller(english):
     whole = pcfg.sample(english, 700, rng=9, max_length=30)
     parts = list(pcfg.iter_chunks(english, 700, rng=9, chunk_size=256, max_length=30))
@@ -299,14 +326,72 @@ def test_linear_and_log_scaled_span_posteriors_agree(english):
     s = pcfg.sample(english, 64, rng=3, max_length=12)
     n = int(np.bincount(s.aux["lengths"]).argmax())
     x = s.x[s.aux["lengths"] == n][:, :n].astype(int)
-    assert inf._inside_outside_linear(english, x) is not None
-    np.testing.assert_allclose(inf.span_posteriors(english, x),
-                               inf._span_posteriors_scaled(english, x), atol=1e-12)
+    post, ok = inf._span_posteriors_linear(english, x)
+    assert ok.all()
+    np.testing.assert_allclose(post, inf._span_posteriors_scaled(english, x), atol=1e-12)
+    lin, sc = inf._inside(english, x)
+    np.testing.assert_allclose(inf.log_prob(english, x), np.log(lin[:, 0, n, 0]) + sc[:, 0, n],
+                               rtol=1e-12)
     d = pcfg.make_world(preset="dyck")
     long_x = np.tile([0, 1], 60)[None]  # "()" * 60
     post = inf.span_posteriors(d, long_x)
     assert np.isfinite(post).all()
     assert post[0, 0, 120, 0] == pytest.approx(1.0, abs=1e-12)
+
+
+def test_sequences_outside_the_linear_range_fall_back_one_by_one():
+    # P("a a a a c") = 1e-280 / 2: its linear chart could underflow in a product, so that
+    # sequence alone is redone with per-span log scales; "b b b b c" stays linear
+    g = parse_text("S -> 'a' S [1e-70] | 'b' S [0.5] | 'c' [0.5]", allow_infinite=True)
+    x = np.array([[0, 0, 0, 0, 2], [1, 1, 1, 1, 2]])
+    _, ok = inf._span_posteriors_linear(g, x)
+    assert ok.tolist() == [False, True]
+    post = inf.span_posteriors(g, x)
+    np.testing.assert_allclose(post, inf._span_posteriors_scaled(g, x), atol=1e-12)
+    np.testing.assert_allclose(post[:, np.arange(5), 5, 0], 1.0, atol=1e-12)  # S spans [i, 5)
+    np.testing.assert_allclose(inf.log_prob(g, x), [math.log(1e-280 * 0.5), math.log(0.5 ** 5)],
+                               rtol=1e-12)
+
+
+@pytest.mark.parametrize("which", ["tiny", "random_cnf"])
+def test_chart_kernel_equals_its_uncompiled_python(which, monkeypatch):
+    # the compiled inside-outside kernel against kernel.py_func (what runs without numba)
+    from generators import pcfg_chart
+    g = parse_text(TINY) if which == "tiny" else pcfg.make_world(preset="random_cnf", rng=0)
+    s = pcfg.sample(g, 2000, rng=1, max_length=8, max_depth=12)
+    x = s.x[s.aux["lengths"] == 6][:11, :6].astype(int)  # a tile of 8 and one of 3
+    assert len(x) == 11 and np.any(inf.tables(g).unary) == (which == "tiny")
+    fast = inf._span_posteriors_linear(g, x)[0], inf.log_prob(g, x)
+    with monkeypatch.context() as mp:  # one sequence per tile: the same sums, same bits
+        mp.setattr(inf, "CHART_BYTES", 1)
+        np.testing.assert_array_equal(inf._span_posteriors_linear(g, x)[0], fast[0])
+    for name in ("_closure", "_extremes"):
+        monkeypatch.setattr(pcfg_chart, name, getattr(pcfg_chart, name).py_func)
+    monkeypatch.setattr(pcfg_chart, "inside_outside", pcfg_chart.inside_outside.py_func)
+    slow = inf._span_posteriors_linear(g, x)[0], inf.log_prob(g, x)
+    np.testing.assert_array_equal(fast[0], slow[0])
+    np.testing.assert_array_equal(fast[1], slow[1])
+
+
+def test_without_numba_the_numpy_paths_give_the_same_samples_and_posteriors(english,
+                                                                           monkeypatch):
+    # without numba, layered grammars sample on the general numpy path (same bytes) and
+    # inference uses the log-scaled numpy charts (equal to rounding)
+    from generators import _jit
+    g = pcfg.make_world(preset="layered", params={"symbols_per_level": (1, 2, 3)}, rng=3)
+    s = pcfg.sample(english, 200, rng=3, max_length=10)
+    x = s.x[s.aux["lengths"] == 5][:, :5].astype(int)
+    compiled = pcfg.sample(g, 100, rng=7, max_length=12), inf.span_posteriors(english, x)
+    lp = inf.log_prob(english, x)
+    monkeypatch.setattr(_jit, "HAVE_NUMBA", False)
+    plain = pcfg.sample(g, 100, rng=7, max_length=12), inf.span_posteriors(english, x)
+    assert compiled[0].meta["rejection_rate"] == plain[0].meta["rejection_rate"] > 0
+    for a, b in [(compiled[0].x, plain[0].x),
+                 *zip(compiled[0].levels, plain[0].levels, strict=True),
+                 *((compiled[0].aux[k], plain[0].aux[k]) for k in compiled[0].aux)]:
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(plain[1], compiled[1], atol=1e-12)
+    np.testing.assert_allclose(inf.log_prob(english, x), lp, rtol=1e-12)
 
 
 def test_parse_counts_are_exact_beyond_int64():
