@@ -79,8 +79,6 @@ EXPONENTS: dict[int, dict[str, float | str]] = {
 
 #: largest lattice (sites) labelled with int32 ids
 MAX_SITES = 2**31 - 2
-#: sites per ndimage.label call (larger lattices: one sample per call)
-LABEL_BATCH_SITES = 2**18
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,7 +203,7 @@ def make_world(*, lattice: str = "square", size: int, ps: Sequence[float] | None
         raise ValueError(f"kind={kind!r} must be 'site' or 'bond'")
     if boundary not in ("free", "periodic"):
         raise ValueError(f"boundary={boundary!r} must be 'free' or 'periodic'")
-    if int(size) ** d * (2**d if kind == "bond" else 1) > MAX_SITES:
+    if int(size) ** d > MAX_SITES:
         raise ValueError(f"size={size} in d={d} is too large for int32 cluster ids; "
                          "lower size")
     known = THRESHOLDS.get(_table_key(lattice, d, kind))
@@ -213,11 +211,16 @@ def make_world(*, lattice: str = "square", size: int, ps: Sequence[float] | None
     if ps is None:
         if p_c is None:
             raise ValueError(f"no known threshold for {lattice} {kind}; pass ps explicitly")
+        if isinstance(n_levels, int | np.integer) and n_levels > pl.MAX_RUNGS:
+            raise ValueError(f"n_levels={n_levels} exceeds {pl.MAX_RUNGS} rungs")
         ladder = np.asarray(critical_ladder(p_c, n_levels), dtype=np.float64)
     else:
         ladder = np.asarray(ps, dtype=np.float64).ravel()
         if ladder.size == 0:
             raise ValueError("ps is empty; pass at least one occupation probability")
+        if ladder.size > pl.MAX_RUNGS:
+            raise ValueError(f"ps has {ladder.size} rungs; at most {pl.MAX_RUNGS} are "
+                             "supported")
         if not np.all(np.isfinite(ladder)) or ladder.min() < 0 or ladder.max() > 1:
             raise ValueError(f"ps={ladder.tolist()} must lie in [0, 1]")
         if np.any(np.diff(ladder) <= 0):
@@ -227,11 +230,14 @@ def make_world(*, lattice: str = "square", size: int, ps: Sequence[float] | None
                  ps=ladder, p_c=p_c, p_c_source=src)
 
 
-def draw_field(world: World, gen: np.random.Generator) -> np.ndarray:
-    """One uniform field: (*shape) for site, (n_offsets, *shape) for bond percolation."""
-    if world.kind == "site":
-        return gen.random(world.shape)
-    return gen.random((len(world.offsets), *world.shape))
+def draw_field(world: World, gen: np.random.Generator,
+               out: np.ndarray | None = None) -> np.ndarray:
+    """One uniform field: (*shape) for site, (n_offsets, *shape) for bond percolation
+    (written into ``out``, float64 of that shape, when given)."""
+    shape = world.shape if world.kind == "site" else (len(world.offsets), *world.shape)
+    if out is None:
+        return gen.random(shape)
+    return gen.random(out=out.reshape(shape))
 
 
 def label(world: World, open_: np.ndarray) -> pl.Labels:
@@ -248,36 +254,10 @@ def merge_tree(world: World, field: np.ndarray) -> MergeTree:
     return pl.merge_tree(np.asarray(field), world.offsets, world.periodic, world.kind)
 
 
-def _level_truth(world: World, labs: pl.Labels, n: int, site_truth: bool) -> dict:
-    """Per-sample and per-site facts of one level."""
-    lab = labs.lab
-    sizes = np.bincount(lab.ravel(), minlength=labs.n_labels + 1)
-    sizes[0] = 0
-    sample_of = labs.sample_of
-    n_clusters = np.diff(labs.offset)
-    largest = np.zeros(n, dtype=np.int64)
-    if labs.n_labels:
-        np.maximum.at(largest, sample_of[1:], sizes[1:])
-    spans = np.zeros((n, world.dim), dtype=bool)
-    hit = np.asarray(labs.span.any(axis=1))  # (n_labels+1,)
-    for k in range(world.dim):
-        sel = labs.span[:, k]
-        spans[sample_of[sel], k] = True
-    out = {"n_clusters": n_clusters, "largest_fraction": largest / world.n_sites,
-           "spans": spans}
-    if site_truth:
-        size_site = sizes.astype(np.uint32)[lab]
-        bcast = (n,) + (1,) * world.dim
-        out["cluster_size"] = size_site
-        out["in_largest"] = (size_site == largest.astype(np.uint32).reshape(bcast)) & (lab > 0)
-        out["in_spanning"] = hit[lab]
-    return out
-
-
 def _chunk(world: World, ss: np.random.SeedSequence, start: int, stop: int, x_level: int,
            random_x_level: bool, site_truth: bool, meta: dict) -> HierarchicalSample:
-    """Samples ``start..stop``; outputs are allocated once and filled in batches of
-    about :data:`LABEL_BATCH_SITES` sites per labelling call."""
+    """Samples ``start..stop``: the fields are drawn per sample, then every rung of
+    every sample is labelled in one union–find pass (:func:`pl.label_ladder`)."""
     n = stop - start
     K = world.ps.size
     lps = world.level_ps
@@ -286,51 +266,31 @@ def _chunk(world: World, ss: np.random.SeedSequence, start: int, stop: int, x_le
     x_levels = np.full(n, x_level, dtype=np.int64)  # (n,)
     for i in range(n):
         gen = _rng.block_generator(ss, start + i)
-        fields[i] = draw_field(world, gen)
+        draw_field(world, gen, out=fields[i])
         if random_x_level:
             x_levels[i] = gen.integers(K)
-    levels = [np.empty((n, *world.shape), dtype=np.int32) for _ in range(K)]
-    truth: dict[str, np.ndarray] = {}
-    batch = max(1, LABEL_BATCH_SITES // world.n_sites)
-    for a in range(0, n, batch):
-        b = min(a + batch, n)
-        for j, p in enumerate(lps):
-            labs = label(world, fields[a:b] < p)
-            levels[j][a:b] = labs.local()
-            for key, value in _level_truth(world, labs, b - a, site_truth).items():
-                if key not in truth:
-                    truth[key] = np.empty((n, K, *value.shape[1:]), dtype=value.dtype)
-                truth[key][a:b, j] = value
-    # parent maps: the coarser id of every finer cluster (read at any of its sites)
-    parent = np.zeros((n, max(K - 1, 0), world.n_sites + 1), dtype=np.int32)
-    for j in range(K - 1):
-        for i in range(n):  # one scatter per sample and level
-            parent[i, j][levels[j + 1][i].ravel()] = levels[j][i].ravel()
-        parent[:, j, 0] = 0
-    x_p = lps[x_levels]  # (n,)
-    x = (fields < x_p.reshape((n,) + (1,) * (fields.ndim - 1))).astype(np.uint8)
+    lad = pl.label_ladder(fields.reshape(n, int(np.prod(field_shape))), world.ps, world.shape,
+                          world.offsets, world.periodic, world.kind == "bond",
+                          x_rung=K - 1 - x_levels, site_truth=site_truth)
+    del fields
     aux: dict[str, np.ndarray] = {
         "p": np.broadcast_to(lps, (n, K)).copy(),
         "p_minus_pc": np.broadcast_to(lps - (world.p_c if world.p_c is not None else np.nan),
                                       (n, K)).copy(),
-        "parent": parent, "x_level": x_levels, "x_p": x_p,
+        "parent": lad.parent, "x_level": x_levels, "x_p": lps[x_levels],
+        "n_clusters": lad.n_clusters, "largest_fraction": lad.largest / world.n_sites,
+        "spans": lad.spans,
     }
-    if n == 0:  # no batch ran: empty arrays of the right layout
-        truth = {k: np.zeros((0, K, *shp), dtype=dt) for k, shp, dt in _truth_layout(world,
-                                                                                     site_truth)}
-    aux.update(truth)
-    return HierarchicalSample(x=x, levels=tuple(levels), level_names=world.level_names,
-                              world=world, meta=meta, aux=aux)
-
-
-def _truth_layout(world: World, site_truth: bool) -> list[tuple[str, tuple[int, ...], type]]:
-    out: list[tuple[str, tuple[int, ...], type]] = [
-        ("n_clusters", (), np.int64), ("largest_fraction", (), np.float64),
-        ("spans", (world.dim,), np.bool_)]
+    site_shape = (n, K, *world.shape)
     if site_truth:
-        out += [("cluster_size", world.shape, np.uint32), ("in_largest", world.shape, np.bool_),
-                ("in_spanning", world.shape, np.bool_)]
-    return out
+        assert lad.cluster_size is not None and lad.in_largest is not None \
+            and lad.in_spanning is not None
+        aux["cluster_size"] = lad.cluster_size.reshape(site_shape)
+        aux["in_largest"] = lad.in_largest.reshape(site_shape)
+        aux["in_spanning"] = lad.in_spanning.reshape(site_shape)
+    levels = tuple(lad.labels[j].reshape(n, *world.shape) for j in range(K))
+    return HierarchicalSample(x=lad.x.reshape(n, *field_shape), levels=levels,
+                              level_names=world.level_names, world=world, meta=meta, aux=aux)
 
 
 def _meta(world: World, ss: np.random.SeedSequence, x_level: int, random_x_level: bool) -> dict:

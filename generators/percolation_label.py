@@ -7,19 +7,14 @@ Lattices are arrays of shape ``(L,) * d``; neighbours are given by a set of
 - triangular: ``e_0, e_1, e_0 + e_1`` on a sheared square array (6 neighbours),
   the standard rhombus embedding of the triangular lattice.
 
-Site percolation is labelled by :func:`scipy.ndimage.label` with a structuring
-element holding exactly these neighbours and *no* connectivity along the batch
-axis, so a whole chunk of samples is labelled in one compiled call. Bond
-percolation is mapped to site percolation on the *expanded* lattice of shape
-``(2L,) * d``: site ``x`` sits at ``2x`` (always occupied) and the bond from ``x``
-along offset ``o`` at ``2x + o`` (occupied when the bond is open), so two sites
-are connected exactly when an open bond joins them. Periodic boundaries: the
-free-boundary clusters are merged across each face by
-:func:`scipy.sparse.csgraph.connected_components` on the (small) graph of label
-pairs that touch through the face.
-
-Labels are ``0`` for empty sites and ``1..k`` otherwise, numbered in raster order
-of each cluster's first site (the order of ``ndimage.label``), per sample.
+Every labelling goes through one compiled union–find pass over an occupation ladder
+(:func:`generators.percolation_uf.ladder_kernel`): :func:`label_ladder` labels all
+rungs of a ladder from one uniform field per sample, with parent maps and ground
+truth; :func:`label_sites` and :func:`label_bonds` label given configurations (a
+one-rung ladder). Bond ``o`` of site ``x`` joins ``x`` and ``x + offs[o]``; with free
+boundaries the bonds that leave the lattice are closed, with periodic boundaries they
+wrap around. Ids are ``0`` for empty sites and ``1..k`` otherwise, numbered in raster
+order of each cluster's first site, per sample.
 """
 
 from __future__ import annotations
@@ -27,13 +22,17 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from scipy import ndimage, sparse
+from scipy import sparse
 from scipy.sparse import csgraph
+
+from generators.percolation_uf import kruskal, ladder_kernel
 
 #: lattices and their dimension (None: any d in HYPERCUBIC_DIMS)
 LATTICE_DIMS: dict[str, int | None] = {"square": 2, "triangular": 2, "cubic": 3,
                                        "hypercubic": None}
 HYPERCUBIC_DIMS = (2, 3, 4, 5)
+#: longest ladder (rungs are stored as uint8)
+MAX_RUNGS = 254
 
 
 def offsets(lattice: str, dim: int) -> np.ndarray:
@@ -46,7 +45,7 @@ def offsets(lattice: str, dim: int) -> np.ndarray:
 
 def structure(offs: np.ndarray, batch_axes: int = 1) -> np.ndarray:
     """Structuring element (3,)*(batch_axes+d) connecting the centre to ``±offs``
-    and nothing along the leading ``batch_axes`` axes."""
+    and nothing along the leading ``batch_axes`` axes (for ``scipy.ndimage.label``)."""
     d = offs.shape[1]
     st = np.zeros((3,) * (batch_axes + d), dtype=bool)
     centre = (1,) * batch_axes
@@ -57,138 +56,136 @@ def structure(offs: np.ndarray, batch_axes: int = 1) -> np.ndarray:
     return st
 
 
-def _compact_per_sample(lab: np.ndarray, total: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-sample offsets of globally numbered labels ``lab`` (n, ...): labels of
-    sample ``i`` are ``offset[i]+1 .. offset[i+1]``. Returns (offset (n+1,), label->sample)."""
-    n = lab.shape[0]
-    maxima = lab.reshape(n, -1).max(axis=1) if lab.size else np.zeros(n, np.int64)
-    ends = np.maximum.accumulate(maxima.astype(np.int64)) if n else maxima.astype(np.int64)
-    offset = np.concatenate([[0], ends])
-    sample_of = np.repeat(np.arange(n), np.diff(offset))
-    return offset, np.concatenate([[-1], sample_of])  # label 0 belongs to no sample
+def faces(shape: tuple[int, ...]) -> np.ndarray:
+    """Flat indices of the sites with ``x_a = 0`` for each axis ``a`` in turn,
+    ``N / shape[a]`` each."""
+    parts = []
+    for a in range(len(shape)):
+        other = [s for k, s in enumerate(shape) if k != a]
+        coords = np.insert(np.indices(other).reshape(len(other), -1), a, 0, axis=0)
+        parts.append(np.ravel_multi_index(tuple(coords), shape))
+    return np.concatenate(parts).astype(np.int64)
 
 
-def _wrap_pairs(lab: np.ndarray, offs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Label pairs (a, b) of occupied sites that are neighbours only through a
-    periodic face. ``lab`` (n, *shape) with globally unique labels."""
-    d = offs.shape[1]
-    a_parts, b_parts = [], []
-    for o in offs:
-        for k in range(d):
-            if o[k] == 0:
-                continue
-            lo = lab.take([lab.shape[1 + k] - 1], axis=1 + k)  # sites on the far face
-            hi = lab.take([0], axis=1 + k)  # their neighbours through the face
-            shift = tuple(-int(o[j]) for j in range(d) if j != k)
-            axes = tuple(1 + j for j in range(d) if j != k)
-            if axes:
-                hi = np.roll(hi, shift, axis=axes)
-            both = (lo > 0) & (hi > 0)
-            a_parts.append(lo[both])
-            b_parts.append(hi[both])
-    return np.concatenate(a_parts), np.concatenate(b_parts)
+def wrap_edges(shape: tuple[int, ...], offs: np.ndarray) -> np.ndarray:
+    """The edges that cross a periodic face, (m, 3): site ``a`` on a last face,
+    its neighbour ``b = (a + offs[o]) mod shape`` and ``o``."""
+    N, strides, fc = int(np.prod(shape)), _strides(shape), faces(shape)
+    far, start = [], 0
+    for k, side in enumerate(shape):  # sites with x_k = L_k - 1
+        far.append(fc[start:start + N // side] + (side - 1) * strides[k])
+        start += N // side
+    out = [np.zeros((0, 3), dtype=np.int64)]
+    for o, off in enumerate(offs):
+        a = np.unique(np.concatenate([far[k] for k in range(len(shape)) if off[k]]))
+        coords = np.stack(np.unravel_index(a, shape))
+        b = np.ravel_multi_index(tuple((coords + off[:, None]) % np.array(shape)[:, None]),
+                                 shape)
+        out.append(np.stack([a, b, np.full(a.size, o)], axis=1).astype(np.int64))
+    return np.concatenate(out)
+
+
+def _strides(shape: tuple[int, ...]) -> np.ndarray:
+    return np.array([int(np.prod(shape[k + 1:])) for k in range(len(shape))], dtype=np.int64)
+
+
+class Ladder(NamedTuple):
+    """Every rung of a ladder for a batch of ``n`` samples (level ``j`` is rung
+    ``K-1-j``: coarsest, highest p first).
+
+    ``x`` (n, F) uint8: open sites (bonds) at each sample's chosen rung;
+    ``labels`` (K, n, N) int32 ids; ``n_clusters``, ``largest`` (n, K) int64 (size of
+    the largest cluster); ``spans`` (n, K, d) bool: some cluster crosses axis ``a``;
+    ``parent`` (n, K-1, N+1) int32: level-``j`` id of each level-``j+1`` cluster;
+    per site (n, K, N), or None without site truth: ``cluster_size`` uint32,
+    ``in_largest`` and ``in_spanning`` bool.
+    """
+
+    x: np.ndarray
+    labels: np.ndarray
+    n_clusters: np.ndarray
+    largest: np.ndarray
+    spans: np.ndarray
+    parent: np.ndarray
+    cluster_size: np.ndarray | None
+    in_largest: np.ndarray | None
+    in_spanning: np.ndarray | None
+
+
+def label_ladder(fields: np.ndarray, ps: np.ndarray, shape: tuple[int, ...], offs: np.ndarray,
+                 periodic: bool, bond: bool, x_rung: np.ndarray | None = None,
+                 site_truth: bool = True) -> Ladder:
+    """Label the clusters of ``fields`` (n, F) (site: F = N, bond: F = n_off·N, bond
+    ``o`` of site ``i`` at ``o·N + i``) at every ``p`` of the increasing ladder ``ps``:
+    open at ``p`` when ``u < p``. See :mod:`generators.percolation_uf` for the pass."""
+    ps = np.ascontiguousarray(ps, dtype=np.float64)
+    K, d, N = ps.size, len(shape), int(np.prod(shape))
+    n = fields.shape[0]
+    if not 1 <= K <= MAX_RUNGS:
+        raise ValueError(f"a ladder needs 1..{MAX_RUNGS} rungs, got {K}")
+    if np.any(np.diff(ps) <= 0):
+        raise ValueError(f"ps={ps.tolist()} must be strictly increasing")
+    F = N * (len(offs) if bond else 1)
+    if fields.ndim != 2 or fields.shape[1] != F:
+        raise ValueError(f"fields has shape {fields.shape}; expected (n, {F})")
+    fields = np.ascontiguousarray(fields, dtype=np.float64)
+    x_rung = (np.zeros(n, np.int64) if x_rung is None
+              else np.ascontiguousarray(x_rung, dtype=np.int64))
+    wrap = wrap_edges(shape, offs) if periodic else np.zeros((0, 3), dtype=np.int64)
+    nt = n if site_truth else 0
+    x, labels = np.empty((n, F), dtype=np.uint8), np.empty((K, n, N), dtype=np.int32)
+    n_clusters, largest = np.empty((n, K), dtype=np.int64), np.empty((n, K), dtype=np.int64)
+    spans = np.zeros((n, K, d), dtype=bool)
+    parent = np.zeros((n, max(K - 1, 0), N + 1), dtype=np.int32)  # untouched pages stay free
+    csize = np.empty((nt, K, N), dtype=np.uint32)
+    in_largest, in_spanning = np.empty((nt, K, N), dtype=bool), np.empty((nt, K, N), dtype=bool)
+    ladder_kernel(fields, ps, np.array(shape, dtype=np.int64),
+                  np.ascontiguousarray(offs, dtype=np.int64), bool(bond), bool(periodic), wrap,
+                  faces(shape), x_rung, x, labels, n_clusters, largest, spans, parent, csize,
+                  in_largest, in_spanning)
+    if not site_truth:
+        return Ladder(x, labels, n_clusters, largest, spans, parent, None, None, None)
+    return Ladder(x, labels, n_clusters, largest, spans, parent, csize, in_largest, in_spanning)
 
 
 class Labels(NamedTuple):
-    """Globally numbered labels of a batch and their bookkeeping.
-
-    ``lab`` (n, *shape) int: 0 empty, else a label unique across the batch;
-    ``offset`` (n+1,): sample ``i`` owns labels ``offset[i]+1 .. offset[i+1]``;
-    ``sample_of`` (n_labels+1,): the sample of each label (-1 for 0);
-    ``span`` (n_labels+1, d) bool: the cluster crosses from face 0 to face L-1
-    along axis k (on the free lattice; for periodic boundaries, a merged cluster
-    spans when one of its free-boundary parts does).
-    """
+    """Cluster ids of a batch at one p: ``lab`` (n, *shape) int32, 0 empty and
+    ``1..k`` in raster order of first site per sample; ``n_clusters`` (n,);
+    ``spans`` (n, d): some cluster crosses axis ``a`` (periodic: one of its
+    free-boundary parts does)."""
 
     lab: np.ndarray
-    offset: np.ndarray
-    sample_of: np.ndarray
-    span: np.ndarray
+    n_clusters: np.ndarray
+    spans: np.ndarray
 
     @property
     def n_labels(self) -> int:
-        return int(self.offset[-1])
+        return int(self.n_clusters.sum())
 
     def local(self) -> np.ndarray:
-        """Labels numbered ``1..k`` within each sample, int32 (n, *shape)."""
-        shifted = np.flatnonzero(self.offset[:-1])
-        out = self.lab.astype(np.int32, copy=bool(shifted.size))  # never edit self.lab
-        for i in shifted:  # per sample, not per site
-            np.subtract(out[i], np.int32(self.offset[i]), out=out[i], where=out[i] > 0)
-        return out
+        """The ids, numbered ``1..k`` within each sample (n, *shape) int32."""
+        return self.lab
 
 
-def _spanning(lab: np.ndarray, total: int, back: int = 1) -> np.ndarray:
-    """(total+1, d) bool: label touches face 0 and face L-back along each axis."""
-    d = lab.ndim - 1
-    span = np.zeros((total + 1, d), dtype=bool)
-    for k in range(d):
-        lo = np.zeros(total + 1, dtype=bool)
-        hi = np.zeros(total + 1, dtype=bool)
-        lo[lab.take(0, axis=1 + k).ravel()] = True
-        hi[lab.take(lab.shape[1 + k] - back, axis=1 + k).ravel()] = True
-        span[:, k] = lo & hi
-    span[0] = False
-    return span
+def _label_open(open_: np.ndarray, shape: tuple[int, ...], offs: np.ndarray, periodic: bool,
+                bond: bool) -> Labels:
+    n = open_.shape[0]
+    field = np.where(open_, 0.0, 1.0).reshape(n, -1)  # open below p = 1/2
+    lad = label_ladder(field, np.array([0.5]), shape, offs, periodic, bond, site_truth=False)
+    return Labels(lad.labels[0].reshape(n, *shape), lad.n_clusters[:, 0], lad.spans[:, 0])
 
 
-def label_sites(occupied: np.ndarray, offs: np.ndarray, periodic: bool,
-                _back: int = 1) -> Labels:
+def label_sites(occupied: np.ndarray, offs: np.ndarray, periodic: bool) -> Labels:
     """Label site clusters of a batch ``occupied`` (n, *shape) bool."""
-    lab, total = ndimage.label(occupied, structure=structure(offs))
-    lab = np.asarray(lab)
-    span = _spanning(lab, total, _back)
-    if periodic and total:
-        a, b = _wrap_pairs(lab, offs)
-        if a.size:
-            g = sparse.coo_array((np.ones(a.size, dtype=np.int8), (a, b)),
-                                 shape=(total + 1, total + 1)).tocsr()
-            # components are numbered in order of their smallest label, so raster
-            # first-appearance order and per-sample contiguity are kept
-            n_comp, comp = csgraph.connected_components(g, directed=False)
-            comp = comp.astype(lab.dtype)
-            merged_span = np.zeros((n_comp, span.shape[1]), dtype=bool)
-            np.logical_or.at(merged_span, comp, span)
-            lab, span, total = comp[lab], merged_span, n_comp - 1
-    offset, sample_of = _compact_per_sample(lab, total)
-    return Labels(lab, offset, sample_of, span)
-
-
-def expand_bonds(open_bonds: np.ndarray, offs: np.ndarray, periodic: bool) -> np.ndarray:
-    """Site-percolation picture of bond percolation.
-
-    ``open_bonds`` (n, n_offsets, *shape) bool: bond from ``x`` to ``x + offs[j]``.
-    Returns (n, *(2*shape)) bool with sites at even coordinates (always occupied)
-    and bond ``j`` of ``x`` at ``2x + offs[j]``. With free boundaries, bonds that
-    would leave the lattice are closed.
-    """
-    n, n_off = open_bonds.shape[:2]
-    shape = open_bonds.shape[2:]
-    d = len(shape)
-    big = np.zeros((n, *(2 * s for s in shape)), dtype=bool)
-    big[(slice(None), *([slice(0, None, 2)] * d))] = True
-    for j in range(n_off):
-        o = offs[j]
-        bonds = open_bonds[:, j]
-        if not periodic:
-            keep = np.ones(shape, dtype=bool)
-            for k in range(d):
-                if o[k]:
-                    keep[(slice(None),) * k + (-1,)] = False
-            bonds = bonds & keep
-        big[(slice(None), *(slice(int(o[k]), None, 2) for k in range(d)))] = bonds
-    return big
+    occupied = np.asarray(occupied, dtype=bool)
+    return _label_open(occupied, occupied.shape[1:], offs, periodic, bond=False)
 
 
 def label_bonds(open_bonds: np.ndarray, offs: np.ndarray, periodic: bool) -> Labels:
     """Label bond-percolation clusters (every site belongs to one, isolated sites
     are clusters of size 1). ``open_bonds`` (n, n_offsets, *shape) bool."""
-    d = offs.shape[1]
-    # the last row of sites of the expanded lattice is at 2L-2
-    full = label_sites(expand_bonds(open_bonds, offs, periodic), offs, periodic, _back=2)
-    sites = full.lab[(slice(None), *([slice(0, None, 2)] * d))]
-    # every cluster's first cell in raster order is a site, so no label is lost
-    return Labels(np.ascontiguousarray(sites), full.offset, full.sample_of, full.span)
+    open_bonds = np.asarray(open_bonds, dtype=bool)
+    return _label_open(open_bonds, open_bonds.shape[2:], offs, periodic, bond=True)
 
 
 # --- Newman–Ziff merge tree ---------------------------------------------------------------
@@ -233,7 +230,8 @@ def merge_tree(field: np.ndarray, offs: np.ndarray, periodic: bool, kind: str) -
     """Newman & Ziff, PRL 85, 4104 (2000): add sites (bonds) in order of their
     uniform variable and union clusters as they touch. Equivalently Kruskal's
     algorithm on the lattice with edge time ``max(u_i, u_j)`` (site) or ``u_bond``
-    (bond); scipy's compiled Kruskal does the union–find sweep."""
+    (bond): the edges are sorted by time (stable) and swept by the compiled
+    union–find :func:`generators.percolation_uf.kruskal`."""
     if kind == "site":
         shape = field.shape
         i, j, _ = lattice_edges(shape, offs, periodic)
@@ -245,13 +243,10 @@ def merge_tree(field: np.ndarray, offs: np.ndarray, periodic: bool, kind: str) -
         i, j, which = lattice_edges(shape, offs, periodic)
         w = field.reshape(field.shape[0], -1)[which, i]
         birth = np.zeros(int(np.prod(shape)))
-    n = int(np.prod(shape))
-    # csgraph drops zero weights: lift them to the smallest positive float
-    g = sparse.coo_array((np.maximum(w, np.finfo(np.float64).tiny), (i, j)), shape=(n, n))
-    mst = sparse.coo_array(csgraph.minimum_spanning_tree(g.tocsr()))
-    order = np.argsort(mst.data, kind="stable")
-    edges = np.stack([mst.row[order], mst.col[order]], axis=1).astype(np.int64)
-    return MergeTree(birth, edges, np.asarray(mst.data[order], dtype=np.float64), shape)
+    order = np.argsort(w, kind="stable")
+    sel = order[kruskal(i, j, order, int(np.prod(shape)))[order]]  # merges, in time order
+    edges = np.stack([i[sel], j[sel]], axis=1).astype(np.int64)
+    return MergeTree(birth, edges, np.asarray(w[sel], dtype=np.float64), shape)
 
 
 def labels_at(tree: MergeTree, p: float) -> np.ndarray:

@@ -38,10 +38,10 @@ from collections.abc import Iterator
 
 import numpy as np
 from scipy import sparse
-from scipy.sparse import csgraph
 from scipy.special import gammaln
 
 from generators import _rng
+from generators._jit import jit
 from generators.base import HierarchicalSample, concat
 
 NAME = "percolation_mf"
@@ -195,38 +195,68 @@ def path_sums(parent: np.ndarray, values: np.ndarray) -> np.ndarray:
     return acc
 
 
+@jit
+def _forward_sums(parent: np.ndarray, acc: np.ndarray) -> None:
+    """``acc[v] += acc[parent[v]]`` for every vertex in index order: with parents
+    before children (breadth-first order) each row ends as the sum over the vertex
+    and all its ancestors."""
+    for v in range(parent.size):
+        p = parent[v]
+        if p >= 0:
+            for c in range(acc.shape[1]):
+                acc[v, c] += acc[p, c]
+
+
+@jit
+def _split_round(parent: np.ndarray, weight: np.ndarray, state: np.ndarray, comp: np.ndarray,
+                 below: np.ndarray, code: np.ndarray, n_comp: int) -> int:
+    """One round of splits: every component (``comp``, numbered by smallest vertex)
+    with a live edge loses its heaviest one (largest ``weight``, ties to the smaller
+    vertex). ``state[v]``: 0 no edge (a root), 1 live edge to ``parent[v]``, 2 cut.
+    Renumbers ``comp`` in one forward pass (a component's top vertex comes first),
+    sets ``below`` (the side below this round's cut) and appends it to ``code``;
+    returns the new number of components."""
+    best = np.full(n_comp, -1, dtype=np.int64)
+    for v in range(parent.size):
+        if state[v] == 1:
+            b = best[comp[v]]
+            if b < 0 or weight[v] > weight[b]:
+                best[comp[v]] = v
+    for c in range(n_comp):
+        if best[c] >= 0:
+            state[best[c]] = 3  # cut in this round
+    nc = 0
+    for v in range(parent.size):
+        if state[v] == 1:
+            comp[v] = comp[parent[v]]
+            below[v] = below[parent[v]]
+        else:  # the top vertex of a component
+            comp[v] = nc
+            nc += 1
+            below[v] = state[v] == 3
+            if state[v] == 3:
+                state[v] = 2
+        code[v] = 2 * code[v] + below[v]
+    return nc
+
+
 def _split_levels(parent: np.ndarray, cluster: np.ndarray, levels: np.ndarray,
                   target: np.ndarray, gen: np.random.Generator) -> None:
     """Fill ``levels[1:]`` (n_levels, m) with ``cluster·2^ℓ + code`` and add one N(0, 1)
-    value per subcluster to ``target`` (m,), level by level (``cluster`` block-local)."""
+    value per subcluster to ``target`` (m,), level by level (``cluster`` block-local):
+    each edge gets a uniform weight and each round cuts every subcluster at its
+    heaviest live edge (:func:`_split_round`)."""
     m = parent.size
     child = np.flatnonzero(parent >= 0)  # edges, one per non-root vertex
-    order = child[np.argsort(-gen.random(child.size), kind="stable")]  # heaviest first
-    rank = np.empty(m, dtype=np.int64)
-    rank[order] = np.arange(child.size)
-    alive = child  # edges (v, parent v) not yet cut
-    comp = cluster
+    weight = np.zeros(m)
+    weight[child] = gen.random(child.size)
+    state = (parent >= 0).astype(np.int8)
+    comp = cluster.astype(np.int32)
     n_comp = int(cluster.max()) + 1 if m else 0
+    below = np.zeros(m, dtype=np.uint8)
     code = np.zeros(m, dtype=np.int64)
     for l in range(1, levels.shape[0]):
-        best = np.full(n_comp, m, dtype=np.int64)
-        np.minimum.at(best, comp[alive], rank[alive])  # heaviest live edge per component
-        cut = order[best[best < m]]
-        is_cut = np.zeros(m, dtype=bool)
-        is_cut[cut] = True
-        alive = alive[~is_cut[alive]]
-        # the forest of live edges as CSR directly: row v holds parent[v] if its edge lives
-        has = np.zeros(m, dtype=bool)
-        has[alive] = True
-        indptr = np.zeros(m + 1, dtype=np.int32)
-        np.cumsum(has, out=indptr[1:])
-        g = sparse.csr_array((np.ones(alive.size, dtype=np.int8),
-                              parent[alive].astype(np.int32), indptr), shape=(m, m))
-        n_comp, comp = csgraph.connected_components(g, directed=False)
-        below = np.zeros(n_comp, dtype=np.int64)
-        below[comp[cut]] = 1
-        code *= 2
-        code += below[comp]
+        n_comp = _split_round(parent, weight, state, comp, below, code, n_comp)
         np.multiply(levels[0], 2**l, out=levels[l])
         levels[l] += code
         target += gen.standard_normal(n_comp)[comp]
@@ -247,7 +277,7 @@ def _block(world: World, ss: np.random.SeedSequence, b: int) -> dict[str, np.nda
     walk[:, -1] = 1.0
     roots = parent < 0
     walk[roots, :-1] = gen.standard_normal((K, world.dim)) * world.centre_scale
-    walk = path_sums(parent, walk)  # one pointer-jumping pass for positions and depths
+    _forward_sums(parent, walk)  # one pass for positions and depths (parents first)
     x = walk[:, :-1].astype(np.float32)
     depth = np.rint(walk[:, -1]).astype(np.int32) - 1
     del walk

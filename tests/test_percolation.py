@@ -3,6 +3,7 @@ tree, ground truth, block rules, and known critical values (slow)."""
 
 from __future__ import annotations
 
+import inspect
 import itertools
 
 import networkx as nx
@@ -13,13 +14,15 @@ from generators import concat
 from generators import percolation as P
 from generators import percolation_blocks as B
 from generators import percolation_label as pl
+from generators import percolation_uf as U
 
 LATTICES = [("square", None, 7), ("triangular", None, 7), ("cubic", None, 5),
             ("hypercubic", 4, 3), ("hypercubic", 5, 3)]
 
 
-def reference_labels(world: P.World, open_: np.ndarray) -> np.ndarray:
-    """Cluster index per site by networkx on an explicit graph (-1: empty site)."""
+def reference_graph(world: P.World, open_: np.ndarray, wrap: bool) -> nx.Graph:
+    """The open sites (site) or all sites (bond) and the open edges, by networkx;
+    ``wrap=False`` drops the edges through periodic faces (the free-boundary parts)."""
     shape, offs = world.shape, world.offsets
     g = nx.Graph()
     for x in itertools.product(*(range(s) for s in shape)):
@@ -28,17 +31,46 @@ def reference_labels(world: P.World, open_: np.ndarray) -> np.ndarray:
         for j, o in enumerate(offs):
             y = tuple(a + b for a, b in zip(x, o, strict=True))
             if any(c >= s for c, s in zip(y, shape, strict=True)):
-                if not world.periodic:
+                if not (world.periodic and wrap):
                     continue
                 y = tuple(c % s for c, s in zip(y, shape, strict=True))
             ok = open_[(j, *x)] if world.kind == "bond" else open_[x] and open_[y]
             if ok:
                 g.add_edge(x, y)
-    out = np.full(shape, -1)
-    for i, comp in enumerate(nx.connected_components(g)):
+    return g
+
+
+def reference_labels(world: P.World, open_: np.ndarray) -> np.ndarray:
+    """Cluster index per site by networkx on an explicit graph (-1: empty site)."""
+    out = np.full(world.shape, -1)
+    for i, comp in enumerate(nx.connected_components(reference_graph(world, open_, True))):
         for x in comp:
             out[x] = i
     return out
+
+
+def reference_spanning(world: P.World, open_: np.ndarray,
+                       ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(spans (d,), in_spanning (*shape)) by networkx: a free-boundary part that
+    holds a site with x_a = 0 and one with x_a = L-1 spans axis a and makes its
+    whole (periodic) cluster ``ref`` spanning."""
+    spans = np.zeros(world.dim, dtype=bool)
+    hit = set()
+    for comp in nx.connected_components(reference_graph(world, open_, False)):
+        for a in range(world.dim):
+            if {x[a] for x in comp} >= {0, world.size - 1}:
+                spans[a] = True
+                hit.add(ref[next(iter(comp))])
+    return spans, np.isin(ref, list(hit)) & (ref >= 0)
+
+
+def raster_ordered(lab: np.ndarray) -> bool:
+    """Ids 1..k numbered in order of each cluster's first site."""
+    ids = lab[lab > 0]
+    if ids.size == 0:
+        return True
+    uniq, first = np.unique(ids, return_index=True)
+    return bool(np.array_equal(uniq, np.arange(1, ids.max() + 1)) and np.all(np.diff(first) > 0))
 
 
 def same_partition(ours: np.ndarray, ref: np.ndarray) -> bool:
@@ -53,24 +85,61 @@ def same_partition(ours: np.ndarray, ref: np.ndarray) -> bool:
 @pytest.mark.parametrize(("lattice", "dim", "size"), LATTICES)
 def test_labels_match_networkx_reference(lattice, dim, size, kind, boundary):
     world = P.make_world(lattice=lattice, dim=dim, size=size, kind=kind, boundary=boundary,
-                         ps=(0.3, 0.5))
+                         ps=(0.25, 0.45, 0.7))
     gen = np.random.default_rng(11)
-    for p in (0.25, 0.45, 0.7):
-        field = np.stack([P.draw_field(world, gen) for _ in range(2)])
+    field = np.stack([P.draw_field(world, gen) for _ in range(2)])
+    # every rung of the ladder in one pass, and each p on its own through label()
+    lad = pl.label_ladder(field.reshape(2, -1), world.ps, world.shape, world.offsets,
+                          world.periodic, kind == "bond")
+    assert lad.in_spanning is not None
+    K = world.ps.size
+    for k, p in enumerate(world.ps):
         open_ = field < p
-        labs = P.label(world, open_).local()
+        single = P.label(world, open_)
         for i in range(2):
-            assert same_partition(labs[i], reference_labels(world, open_[i]))
+            ref = reference_labels(world, open_[i])
+            ours = lad.labels[K - 1 - k, i].reshape(world.shape)
+            assert same_partition(ours, ref) and raster_ordered(ours)
+            assert np.array_equal(single.local()[i], ours)
+            spans, in_spanning = reference_spanning(world, open_[i], ref)
+            assert np.array_equal(lad.spans[i, K - 1 - k], spans)
+            assert np.array_equal(single.spans[i], spans)
+            assert np.array_equal(lad.in_spanning[i, K - 1 - k].reshape(world.shape),
+                                  in_spanning)
 
 
 def test_labels_are_raster_ordered_from_one_per_sample():
-    world = P.make_world(size=32, ps=(0.6,), boundary="periodic")
-    s = P.sample(world, 4, rng=0)
-    for lab in s.levels[0]:
-        ids = lab[lab > 0]
-        _, first = np.unique(ids, return_index=True)
-        assert np.array_equal(np.unique(ids), np.arange(1, ids.max() + 1))
-        assert np.all(np.diff(first) > 0)  # id order = order of first appearance
+    for kind in ("site", "bond"):
+        world = P.make_world(size=32, ps=(0.3, 0.6), boundary="periodic", kind=kind)
+        s = P.sample(world, 4, rng=0)
+        assert all(raster_ordered(lab) for level in s.levels for lab in level)
+
+
+def _run_uncompiled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every union–find kernel run as plain Python (its ``py_func``)."""
+    for name, fn in list(vars(U).items()):
+        if callable(getattr(fn, "py_func", None)):
+            monkeypatch.setattr(U, name, fn.py_func)
+    monkeypatch.setattr(pl, "ladder_kernel", U.ladder_kernel)
+    monkeypatch.setattr(pl, "kruskal", U.kruskal)
+    assert inspect.isfunction(pl.ladder_kernel) and inspect.isfunction(U._find)
+
+
+@pytest.mark.parametrize(("lattice", "dim", "size", "kind", "boundary"), [
+    ("square", None, 7, "site", "free"), ("triangular", None, 6, "bond", "periodic"),
+    ("cubic", None, 4, "site", "periodic"), ("hypercubic", 4, 3, "bond", "free")])
+def test_kernels_equal_their_python_functions(monkeypatch, lattice, dim, size, kind, boundary):
+    world = P.make_world(lattice=lattice, dim=dim, size=size, kind=kind, boundary=boundary,
+                         n_levels=4)
+    field = P.draw_field(world, np.random.default_rng(1))
+    runs = []
+    for _ in range(2):  # compiled, then plain Python
+        s = P.sample(world, 3, rng=4, random_x_level=True)
+        tree = P.merge_tree(world, field)
+        runs.append((s.x, *s.levels, *s.aux.values(), tree.edges, tree.times))
+        _run_uncompiled(monkeypatch)
+    for a, b in zip(*runs, strict=True):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
 
 
 @pytest.mark.parametrize(("lattice", "kind", "boundary"),
@@ -129,10 +198,18 @@ def test_chunks_concatenate_to_the_draw_and_prefix_is_kept():
     for a, b in zip((small.x, *small.levels), (whole.x, *whole.levels), strict=True):
         assert np.array_equal(a, b[:4])
     assert not np.array_equal(P.sample(world, 4, rng=4).x, small.x)
+    empty = P.sample(world, 0, rng=3)  # the layout of the draw, with no samples
+    for a, b in zip((empty.x, *empty.levels, *empty.aux.values()),
+                    (whole.x, *whole.levels, *whole.aux.values()), strict=True):
+        assert a.shape == (0, *b.shape[1:]) and a.dtype == b.dtype
 
 
-def test_ground_truth_matches_the_labels():
-    world = P.make_world(size=20, ps=(0.0, 0.4, 0.6, 1.0), boundary="free")
+@pytest.mark.parametrize(("lattice", "kind", "boundary"),
+                         [("square", "site", "free"), ("triangular", "bond", "periodic"),
+                          ("cubic", "site", "periodic")])
+def test_ground_truth_matches_the_labels(lattice, kind, boundary):
+    world = P.make_world(lattice=lattice, size=20 if lattice != "cubic" else 8,
+                         ps=(0.0, 0.4, 0.6, 1.0), kind=kind, boundary=boundary)
     s = P.sample(world, 5, rng=7)
     n_sites = world.n_sites
     for i in range(5):
@@ -142,13 +219,22 @@ def test_ground_truth_matches_the_labels():
             assert s.aux["n_clusters"][i, j] == lab[i].max()
             assert s.aux["largest_fraction"][i, j] == sizes.max() / n_sites
             assert np.array_equal(s.aux["cluster_size"][i, j], sizes[lab[i]])
-            spans0 = set(lab[i][0]) & set(lab[i][-1]) - {0}
-            assert s.aux["spans"][i, j, 0] == bool(spans0)
+            assert np.array_equal(s.aux["in_largest"][i, j],
+                                  (sizes[lab[i]] == sizes.max()) & (lab[i] > 0))
+            if boundary == "free":  # a cluster spans when it meets both faces of an axis
+                hit: set[int] = set()
+                for a in range(world.dim):
+                    both = (set(lab[i].take(0, axis=a).ravel())
+                            & set(lab[i].take(world.size - 1, axis=a).ravel()) - {0})
+                    assert s.aux["spans"][i, j, a] == bool(both)
+                    hit |= both
+                assert np.array_equal(s.aux["in_spanning"][i, j], np.isin(lab[i], list(hit)))
             assert np.array_equal(s.aux["in_spanning"][i, j] & (lab[i] > 0),
                                   s.aux["in_spanning"][i, j])
     assert np.all(s.aux["spans"][:, 0]) and not np.any(s.aux["spans"][:, -1])  # p = 1, 0
     assert np.all(s.aux["largest_fraction"][:, 0] == 1.0)
-    assert np.allclose(s.aux["p_minus_pc"], s.aux["p"] - P.THRESHOLDS["square", 2, "site"][0])
+    assert np.allclose(s.aux["p_minus_pc"],
+                       s.aux["p"] - P.THRESHOLDS[lattice, world.dim, kind][0])
 
 
 def test_x_is_the_occupation_at_the_chosen_level():

@@ -132,6 +132,17 @@ def test_random_walk_steps_and_targets():
     assert np.allclose(np.diff(s.aux["target"][order])[same], 0.0)
 
 
+def test_kernels_equal_their_python_functions(monkeypatch):
+    world = M.make_world(n_levels=5, dim=3, max_cluster_size=500)
+    compiled = M.sample(world, 4000, rng=6)
+    for name in ("_split_round", "_forward_sums"):
+        monkeypatch.setattr(M, name, getattr(M, name).py_func)
+    python = M.sample(world, 4000, rng=6)
+    for a, b in zip((compiled.x, *compiled.levels, *compiled.aux.values()),
+                    (python.x, *python.levels, *python.aux.values()), strict=True):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
 def test_ancestor_matrix_has_one_entry_per_point_and_level():
     s = M.sample(M.make_world(n_levels=4), 3000, rng=1)
     mat, nodes = M.ancestor_matrix(s)
