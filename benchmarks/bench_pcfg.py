@@ -9,7 +9,9 @@ Cases from issue 5:
 2. inside + outside + span posteriors on batches of length-30 sequences of a random
    CNF grammar with 10 nonterminals;
 3. exact next-token distributions of every prefix of one layered sequence (lengths
-   100, 200, 400).
+   100, 200, 400);
+4. soft levels (per-depth ancestor posteriors, :mod:`generators.pcfg_soft`) of 256
+   sampled strings of the layered preset.
 
 Baselines, written here and measured in the same run: (1) a per-sequence Python
 sampler with an explicit stack that returns the string only (what public PCFG code
@@ -18,9 +20,11 @@ limited to ``--threads`` threads (1 = the issue's "one core"). Throughputs use t
 process CPU time (fair on a shared machine; wall times are printed below the table).
 Peak memory is the tracemalloc peak of one call. Next-token distributions of the
 layered grammar are also timed with the general prefix-probability chart (the
-previous method) up to length 200. Sampling and inside-outside run compiled kernels
-(numba, :mod:`generators._jit`); they are compiled (or loaded from the on-disk cache)
-before anything is timed.
+previous method) up to length 200, and soft levels with the scipy sparse mat-vec
+recursion (the previous method, now the fallback without numba) on the first
+``--soft-baseline`` of the same strings. Sampling, inside-outside and soft levels run
+compiled kernels (numba, :mod:`generators._jit`); they are compiled (or loaded from
+the on-disk cache) before anything is timed.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ import tracemalloc  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from generators import pcfg  # noqa: E402
+from generators import pcfg, pcfg_soft  # noqa: E402
 from generators import pcfg_inference as inf  # noqa: E402
 from generators._jit import HAVE_NUMBA  # noqa: E402
 from generators.pcfg_grammar import Grammar  # noqa: E402
@@ -123,6 +127,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1, help="BLAS threads")
     ap.add_argument("--lengths", default="100,200,400", help="next-token sequence lengths")
+    ap.add_argument("--soft", type=int, default=256, help="strings for the soft levels")
+    ap.add_argument("--soft-baseline", type=int, default=32,
+                    help="of which the scipy recursion does the first")
     args = ap.parse_args()
     print("| case | n | throughput | peak MB | baseline throughput | baseline peak MB | "
           "speed-up |")
@@ -170,6 +177,19 @@ def main() -> None:
             base = f"{tb:.2f} s (prefix-probability chart) | {memb:,.0f} | {tb / t:,.0f}x"
         print(f"| next-token distributions, every prefix of one layered sequence, length {n} | "
               f"1 | {t:.2f} s | {mem:,.0f} | {base} |")
+    xs, ls = s.x[:args.soft], s.aux["lengths"][:args.soft]
+    pcfg_soft.posterior_levels(layered, xs[:1], ls[:1])          # compile (or load) the kernel
+    t, mem = measure(lambda: pcfg_soft.posterior_levels(layered, xs, ls), args.repeats)
+    nb = min(args.soft_baseline, len(xs))
+    tb, memb = measure(lambda: pcfg_soft.posterior_levels_scipy(layered, xs[:nb], ls[:nb]), 1)
+    for p, q in zip(pcfg_soft.posterior_levels(layered, xs[:nb], ls[:nb]),
+                    pcfg_soft.posterior_levels_scipy(layered, xs[:nb], ls[:nb]), strict=True):
+        np.testing.assert_allclose(p, q, rtol=0, atol=1e-6)
+    tok, tokb = float(ls.sum()), float(ls[:nb].sum())
+    print(f"| soft levels (ancestor posteriors, every depth), layered, mean length "
+          f"{tok / len(xs):.0f} | {len(xs)} | {len(xs) / t:,.0f} seq/s, {tok / t / 1e3:,.0f} k "
+          f"tokens/s | {mem:,.0f} | {nb / tb:,.1f} seq/s, {tokb / tb / 1e3:,.1f} k tokens/s "
+          f"(scipy mat-vecs, first {nb}) | {memb:,.0f} | {(tok / t) / (tokb / tb):,.0f}x |")
     print(f"\nTimes are process CPU seconds (BLAS {args.threads} thread; numba "
           f"{'on' if HAVE_NUMBA else 'off'}); best wall seconds of the same calls: "
           f"{', '.join(f'{w:.3g}' for w in WALL)}")

@@ -118,3 +118,72 @@ def test_soft_levels_go_through_the_file_and_give_the_probe_ceiling(tmp_path):
         k = int(np.sum(g.layer == d))
         assert 1.0 / k <= mean[(f"depth{d}", "mean_max_posterior")] <= 1.0
         assert 0.0 <= mean[(f"depth{d}", "accuracy")] <= 1.0
+
+
+def _kernel64(g, x, lengths, kernel):
+    """Run the forward-backward kernel with float64 outputs: (n, T, N) by nonterminal."""
+    f = pcfg_soft._flat(g)
+    n, T = x.shape
+    N = len(f.layer)
+    flat = np.zeros(n * T * N)
+    err = np.full(3, -1, np.int64)
+    kernel(x, lengths, f.off, f.final, f.sym, f.st_ptr, f.st_idx, f.st_val, f.ip_off, f.ip,
+           f.ind, f.dat, f.seg, f.width, f.col, flat, err)
+    assert err[0] == -1
+    out = np.empty((n, T, N))
+    for u in range(N):  # the documented flat layout, read back
+        lo = n * T * f.seg[u]
+        out[:, :, u] = flat[lo:lo + n * T * f.width[u]].reshape(n, T, -1)[:, :, f.col[u]]
+    return out
+
+
+def test_kernel_equals_its_python_form_and_the_scipy_recursion():
+    g = pcfg.make_world(preset="layered", params={"symbols_per_level": [1, 3, 3, 3],
+                                                  "n_terminals": 2}, rng=1)
+    s = pcfg.sample(g, 6, rng=3)
+    x, lengths = pcfg_soft._check(g, s.x, s.aux["lengths"])
+    fast = _kernel64(g, x, lengths, pcfg_soft._forward_backward)
+    slow = _kernel64(g, x, lengths, pcfg_soft._forward_backward.py_func)
+    np.testing.assert_array_equal(fast, slow)
+    for i, m in enumerate(lengths):
+        # the scipy recursion over whole vectors: equal up to rounding
+        np.testing.assert_allclose(fast[i, :m], pcfg_soft._one(g, x[i, :m]), rtol=0, atol=1e-12)
+        np.testing.assert_array_equal(fast[i, m:], 0.0)
+    soft = pcfg_soft.posterior_levels(g, s.x, s.aux["lengths"])
+    ref = pcfg_soft.posterior_levels_scipy(g, s.x, s.aux["lengths"])
+    for d, (p, q) in enumerate(zip(soft, ref, strict=True)):
+        assert p.dtype == np.float32 and p.flags.c_contiguous
+        np.testing.assert_array_equal(p, fast[:, :, g.layer == d].astype(np.float32))
+        np.testing.assert_allclose(p, q, rtol=0, atol=1e-7)  # float32 rounding of equal values
+
+
+def test_without_numba_the_scipy_recursion_gives_the_same_levels(monkeypatch):
+    g = pcfg.make_world(preset="layered", params={"symbols_per_level": [1, 2, 2]}, rng=2)
+    s = pcfg.sample(g, 5, rng=1)
+    fast = pcfg_soft.posterior_levels(g, s.x, s.aux["lengths"])
+    monkeypatch.setattr(pcfg_soft._jit, "HAVE_NUMBA", False)
+    slow = pcfg_soft.posterior_levels(g, s.x, s.aux["lengths"])
+    for p, q in zip(fast, slow, strict=True):
+        np.testing.assert_allclose(p, q, rtol=0, atol=1e-7)
+
+
+@pytest.mark.parametrize("numba", [True, False])
+def test_strings_of_probability_zero_and_bad_inputs_are_refused(monkeypatch, numba):
+    monkeypatch.setattr(pcfg_soft._jit, "HAVE_NUMBA", numba)
+    # depth 3 and rule lengths 2-3: every string has 8 to 27 tokens
+    g = pcfg.make_world(preset="layered", params={"symbols_per_level": [1, 2, 2],
+                                                  "n_terminals": 2}, rng=4)
+    ok = pcfg.sample(g, 1, rng=0)
+    n = int(ok.aux["lengths"][0])
+    x = np.zeros((3, 30), np.int64)
+    x[:, :n] = ok.x[0, :n]
+    with pytest.raises(ValueError, match=r"sample 1: .*probability 0.*no derivation ends it"):
+        pcfg_soft.posterior_levels(g, x, np.array([n, 1, n]))
+    with pytest.raises(ValueError, match=r"sample 2: .*probability 0.*reaches token 17\)"):
+        pcfg_soft.posterior_levels(g, x, np.array([n, n, 30]))  # longer than any string
+    for lengths in ([n, 0, n], [n, 31, n]):
+        with pytest.raises(ValueError, match="sample 1 "):
+            pcfg_soft.posterior_levels(g, x, np.array(lengths))
+    x[2, 3] = 2
+    with pytest.raises(ValueError, match=r"sample 2 .*outside 0\.\.1"):
+        pcfg_soft.posterior_levels(g, x, np.array([n, n, n]))
