@@ -62,7 +62,9 @@ def layer_level_heatmap(csv_path: str | Path, out_png: str | Path, *,
             if np.isfinite(values[i, j]):
                 ax.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center", fontsize=8,
                         color="white" if values[i, j] < 0.5 else "black")
-    ax.set_xticks(range(len(levels)), levels)
+    long = max(map(len, levels)) > 10  # long names (e.g. clusters_p0.592746) slant
+    ax.set_xticks(range(len(levels)), levels, rotation=30 if long else 0,
+                  ha="right" if long else "center")
     ax.set_yticks(range(len(sites)), sites)
     ax.set_xlabel("latent level (coarse → fine)")
     ax.set_ylabel("site (input at top)")
