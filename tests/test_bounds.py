@@ -44,6 +44,14 @@ def make_net(arch: str, seed: int) -> tuple[nn.Sequential, tuple[int, ...]]:
         net, shape = nn.Sequential(nn.Conv1d(3, 4, 3, padding=1), nn.ReLU(), nn.AvgPool1d(2),
                                    nn.Conv1d(4, 4, 3), nn.LeakyReLU(0.2), nn.Flatten(),
                                    nn.Linear(8, N_CLASSES)), (3, 8)
+    elif arch == "conv2d":  # the grid CNN's layer kinds (tmr.models.GridCNN tail)
+        net, shape = nn.Sequential(nn.Conv2d(2, 3, 2, stride=2), nn.ReLU(), nn.Conv2d(3, 4, 2),
+                                   nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(),
+                                   nn.Linear(4, N_CLASSES)), (2, 6, 6)
+    elif arch == "conv3d":
+        net, shape = nn.Sequential(nn.Conv3d(1, 3, 2, stride=2), nn.LeakyReLU(0.1),
+                                   nn.AvgPool3d(2), nn.Flatten(),
+                                   nn.Linear(3, N_CLASSES)), (1, 4, 4, 4)
     else:
         net, shape = nn.Sequential(nn.Linear(6, 10), nn.ReLU(),
                                    Residual(nn.Sequential(nn.Linear(10, 10), nn.ReLU(),
@@ -80,7 +88,7 @@ def inputs(shape: tuple[int, ...], n: int, seed: int) -> torch.Tensor:
 
 
 @HYP
-@given(arch=st.sampled_from(["mlp", "leaky", "conv", "residual"]),
+@given(arch=st.sampled_from(["mlp", "leaky", "conv", "conv2d", "conv3d", "residual"]),
        kind=st.sampled_from(["margin", "loss", "logit", "probe"]),
        seed=st.integers(0, 10_000), k=st.integers(1, 6),
        eps=st.lists(st.floats(0.0, 6.0), min_size=1, max_size=3))
@@ -267,7 +275,7 @@ def test_crown_matches_auto_lirpa_on_relu_mlp():
 
 @pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(arch=st.sampled_from(["mlp", "leaky", "conv", "residual"]),
+@given(arch=st.sampled_from(["mlp", "leaky", "conv", "conv2d", "conv3d", "residual"]),
        kind=st.sampled_from(["margin", "loss", "logit", "probe"]),
        seed=st.integers(0, 10**6), k=st.integers(1, 8),
        eps=st.lists(st.floats(0.0, 20.0), min_size=1, max_size=3))

@@ -163,6 +163,11 @@ def test_cli_generates_a_cubic_dataset_then_trains_and_probes_a_cnn3d(tmp_path: 
     assert cache["layers.0.post"].shape == (2, 4, 4, 4, 4)
     for site in model.sites:
         torch.testing.assert_close(model.tail(site)(cache[site]), model(x))
+    # Conv3d / AvgPool3d tails are certified (CROWN), not only attacked
+    res = runner.invoke(app, ["bound", str(tmp_path / "run"), "--site", "layers.0.post",
+                                   "--keep", "4", "--eps", "0.5", "--n-inputs", "16"])
+    assert res.exit_code == 0, res.output
+    assert "certified" in res.output and "empirical only" not in res.output
 
 
 def test_cli_rejects_a_4d_lattice_for_a_cnn3d_in_one_line(tmp_path: Path) -> None:

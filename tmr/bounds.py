@@ -170,6 +170,11 @@ def _modules(m: nn.Module) -> list[nn.Module]:
     return [x for c in m for x in _modules(c)] if isinstance(m, nn.Sequential) else [m]
 
 
+#: affine layers turned into dense matrices (the 1-d tree CNN, the 2-d/3-d grid CNNs)
+_AFFINE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.AvgPool1d, nn.AvgPool2d,
+           nn.AvgPool3d)
+
+
 def _compile(seq: nn.Module, shape: tuple[int, ...]) -> tuple[list, tuple[int, ...]]:
     """Turn the tail into affine maps on flattened activations, activations and residuals."""
     ops: list = []
@@ -189,7 +194,7 @@ def _compile(seq: nn.Module, shape: tuple[int, ...]) -> tuple[list, tuple[int, .
             ops.append(_Act(a))
         elif isinstance(m, nn.Flatten):
             shape = tuple(m(torch.zeros(1, *shape)).shape[1:])
-        elif isinstance(m, nn.Linear | nn.Conv1d | nn.AvgPool1d):
+        elif isinstance(m, _AFFINE):
             mm = copy.deepcopy(m).double().cpu()
             d = math.prod(shape)
             with torch.no_grad():
