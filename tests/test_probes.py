@@ -47,6 +47,22 @@ def test_probe_recovers_a_planted_linear_feature() -> None:
     assert _value(rows, "y", "accuracy") > 0.9
 
 
+def test_constant_positions_are_left_out_of_the_mean() -> None:
+    gen = np.random.default_rng(4)
+    y = gen.integers(0, 3, 2000)
+    h = np.eye(3)[y] + 0.01 * gen.normal(size=(2000, 3))
+    level = np.stack([y, np.zeros_like(y), 1 - (y > 0)], axis=1)  # position 1 is constant
+    rows = probe_grid({"h": h}, {"y": level}, np.arange(2000)[:, None], CFG,
+                      step=0, seed=0, rng=1)
+    acc = {r["position"]: r["value"] for r in rows if r["metric"] == "accuracy"}
+    assert acc[1] == 1.0  # the constant position scores 1 trivially ...
+    assert acc["mean"] == pytest.approx((acc[0] + acc[2]) / 2)  # ... and is not averaged
+    const = probe_grid({"h": h}, {"root": np.zeros((2000, 2), int)}, np.arange(2000)[:, None],
+                       CFG, step=0, seed=0, rng=1)
+    assert [r["value"] for r in const if r["position"] == "mean"
+            and r["metric"] == "accuracy"] == [1.0]  # all constant: the mean is kept
+
+
 def test_probe_scores_chance_on_independent_labels() -> None:
     rng = np.random.default_rng(1)
     h = rng.normal(size=(2000, 20))

@@ -21,9 +21,11 @@ Scores (background.md §3, "Linear probe"):
   memorises surface forms;
 - *selectivity* = accuracy − control accuracy.
 Levels with several positions are averaged over positions (``position = "mean"``;
-per-position rows are kept). Two held-out splits: ``test`` (uniformly random) and
-``group`` (whole groups of samples sharing the parent level's configuration are held
-out, so memorising surface forms cannot score; not defined for the root).
+per-position rows are kept); positions whose label is constant over the probe sample
+are left out of the mean (they score 1 trivially) unless every position is constant.
+Two held-out splits: ``test`` (uniformly random) and ``group`` (whole groups of samples
+sharing the parent level's configuration are held out, so memorising surface forms
+cannot score; not defined for the root).
 
 Levels of any shape and dtype are turned into targets by
 :func:`tmr.probe_targets.probe_levels` (per-pixel maps pooled to one label per
@@ -406,6 +408,9 @@ def _rows(targets: Sequence[_Target], acc: Sequence[float], lams: Sequence[float
             rows.append({**base, "level": level, "position": pos, "metric": metric,
                          "value": v, "n_classes": n_classes, "n": n})
     for level, items in by_level.items():
+        # positions whose label is constant score 1 trivially: left out of the mean
+        # unless every position is constant (e.g. a root that is always the start symbol)
+        items = [i for i in items if i["n_classes"] > 1] or items
         n_classes = max(int(i["n_classes"]) for i in items)
         n_min = min(int(i["n"]) for i in items)  # the smallest scored position's count
         for metric in ("accuracy", "control_accuracy", "selectivity"):
