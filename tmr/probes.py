@@ -160,7 +160,7 @@ def posterior_ceiling(sample: Any, levels: Sequence[str], *, step: int, seed: in
         soft = sample.aux[key]                              # (n, T, K_d)
         lab = pcfg_soft.map_labels_at(sample.world, d, soft)  # (n, T)
         truth = np.asarray(sample.level(name))              # (n, T)
-        acc, top = [], []
+        acc, top, ks = [], [], []
         base = {"step": step, "site": "posterior_map", "level": name, "split": "all",
                 "d": 0, "seed": seed}
         for pos in range(truth.shape[1]):
@@ -174,11 +174,14 @@ def posterior_ceiling(sample: Any, levels: Sequence[str], *, step: int, seed: in
             n = int(valid.sum())
             acc.append(a)
             top.append(m)
+            ks.append(k)
             rows += [{**base, "position": pos, "metric": "accuracy", "value": a, "n": n,
                       "n_classes": k},
                      {**base, "position": pos, "metric": "mean_max_posterior", "value": m,
                       "n": n, "n_classes": k}]
-        if acc:
+        if acc:  # the mean leaves out constant positions, as the probes' does
+            keep = [i for i, k in enumerate(ks) if k > 1] or list(range(len(ks)))
+            acc, top = [acc[i] for i in keep], [top[i] for i in keep]
             n_all = int((truth >= 0).sum())
             rows += [{**base, "position": MEAN_POSITION, "metric": metric,
                       "value": float(np.mean(v)), "n": n_all, "n_classes": ""}
