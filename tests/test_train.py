@@ -16,21 +16,20 @@ from typer.testing import CliRunner
 
 import generators
 from generators import HierarchicalSample
+from tests.conftest import RHM
 from tmr import io
 from tmr.cli import app
 from tmr.config import data_config_from_dict, from_dict
 from tmr.probes import COLUMNS
 from tmr.train import TrainConfig, checkpoint_steps, load_run, read_metrics, run
 
-RHM = {"name": "rhm", "vocab_size": 8, "n_classes": 8, "n_synonyms": 2, "tuple_size": 2,
-       "n_levels": 3}
 TINY = {"seed": 1, "device": "cpu",
         "model": {"kind": "cnn", "width": 8},
         "optim": {"steps": 24, "eval_every": 8, "batch_size": 32, "checkpoints": [0, 8]},
         "probe": {"max_samples": 160, "inner_folds": 2, "ridge_grid": [0.01, 1.0]}}
 
 
-def _config(data: Path, **overrides: Any) -> TrainConfig:
+def _config(rhm_file: Path, **overrides: Any) -> TrainConfig:
     raw = json.loads(json.dumps(TINY))
     for key, value in overrides.items():
         node = raw
@@ -38,20 +37,12 @@ def _config(data: Path, **overrides: Any) -> TrainConfig:
         for part in path:
             node = node.setdefault(part, {})
         node[last] = value
-    return from_dict(TrainConfig, {**raw, "data_path": str(data)})
+    return from_dict(TrainConfig, {**raw, "data_path": str(rhm_file)})
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("data") / "rhm.h5"
-    cfg = data_config_from_dict({"seed": 0, "n_samples": 600, "generator": RHM,
-                                 "splits": {"test_fraction": 0.3}})
-    return io.write_dataset(path, cfg)
-
-
-def test_tiny_pipeline_writes_every_output_with_documented_columns(data: Path,
+def test_tiny_pipeline_writes_every_output_with_documented_columns(rhm_file: Path,
                                                                    tmp_path: Path) -> None:
-    png = run(_config(data), tmp_path / "run")
+    png = run(_config(rhm_file), tmp_path / "run")
     out = tmp_path / "run"
     assert png == out / "layer_level.png" and png.read_bytes()[:4] == b"\x89PNG"
     for name in ("config.json", "metrics.jsonl", "probe_scores.csv", "model.pt",
@@ -80,15 +71,15 @@ def test_tiny_pipeline_writes_every_output_with_documented_columns(data: Path,
     assert float(next(r for r in leaves if r["position"] == "mean")["value"]) > 0.85
 
 
-def test_finished_run_is_skipped_and_load_run_restores_the_model(data: Path,
+def test_finished_run_is_skipped_and_load_run_restores_the_model(rhm_file: Path,
                                                                  tmp_path: Path) -> None:
-    cfg = _config(data, optim__checkpoints=[])
+    cfg = _config(rhm_file, optim__checkpoints=[])
     run(cfg, tmp_path)
     stamp = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
     run(cfg, tmp_path)
     assert stamp == {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
     model, loaded_cfg, path = load_run(tmp_path)
-    assert loaded_cfg == cfg and path == data
+    assert loaded_cfg == cfg and path == rhm_file
     state = torch.load(tmp_path / "model.pt", weights_only=False)
     x = torch.randint(0, 8, (4, 8))
     from tmr.models import InputSpec, ModelConfig, build_model
@@ -98,9 +89,9 @@ def test_finished_run_is_skipped_and_load_run_restores_the_model(data: Path,
     torch.testing.assert_close(model(x), again(x))
 
 
-def test_resume_after_interruption_equals_an_uninterrupted_run(data: Path,
+def test_resume_after_interruption_equals_an_uninterrupted_run(rhm_file: Path,
                                                                tmp_path: Path) -> None:
-    cfg = _config(data, probe__sites=["layers.2.post"])
+    cfg = _config(rhm_file, probe__sites=["layers.2.post"])
     run(cfg, tmp_path / "straight")
 
     def stop_at_13(stage: str, done: int, total: int) -> None:
@@ -118,10 +109,10 @@ def test_resume_after_interruption_equals_an_uninterrupted_run(data: Path,
             == (tmp_path / "straight/probe_scores.csv").read_text())
 
 
-def test_different_seeds_give_different_runs(data: Path, tmp_path: Path) -> None:
-    cfg = _config(data, probe__sites=["head"])
+def test_different_seeds_give_different_runs(rhm_file: Path, tmp_path: Path) -> None:
+    cfg = _config(rhm_file, probe__sites=["head"])
     run(cfg, tmp_path / "a")
-    run(_config(data, probe__sites=["head"], seed=2), tmp_path / "b")
+    run(_config(rhm_file, probe__sites=["head"], seed=2), tmp_path / "b")
     assert read_metrics(tmp_path / "a") != read_metrics(tmp_path / "b")
 
 
@@ -134,29 +125,29 @@ def test_different_seeds_give_different_runs(data: Path, tmp_path: Path) -> None
     ({"model__filter_size": 3}, "filter_size"),
     ({"task__kind": "next"}, "causal"),
 ])
-def test_bad_input_stops_before_training(data: Path, tmp_path: Path, overrides: dict,
+def test_bad_input_stops_before_training(rhm_file: Path, tmp_path: Path, overrides: dict,
                                          message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        run(_config(data, **overrides), tmp_path / "run")
+        run(_config(rhm_file, **overrides), tmp_path / "run")
     assert not (tmp_path / "run").exists()
 
 
-def test_bad_device_is_rejected(data: Path, tmp_path: Path) -> None:
+def test_bad_device_is_rejected(rhm_file: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="device='tpu'"):
-        _config(data, device="tpu")
+        _config(rhm_file, device="tpu")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="not available"):
-            run(_config(data, device="cuda"), tmp_path / "run")
+            run(_config(rhm_file, device="cuda"), tmp_path / "run")
 
 
-def test_non_empty_directory_of_another_config_is_refused(data: Path, tmp_path: Path) -> None:
-    run(_config(data, probe__sites=["head"]), tmp_path)
+def test_non_empty_directory_of_another_config_is_refused(rhm_file: Path, tmp_path: Path) -> None:
+    run(_config(rhm_file, probe__sites=["head"]), tmp_path)
     with pytest.raises(ValueError, match=r"different config \(optim.lr"):
-        run(_config(data, probe__sites=["head"], optim__lr=0.5), tmp_path)
+        run(_config(rhm_file, probe__sites=["head"], optim__lr=0.5), tmp_path)
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("x")
     with pytest.raises(ValueError, match="holds no run"):
-        run(_config(data), tmp_path / "other")
+        run(_config(rhm_file), tmp_path / "other")
 
 
 @pytest.mark.parametrize("task", [
@@ -165,14 +156,14 @@ def test_non_empty_directory_of_another_config_is_refused(data: Path, tmp_path: 
      "model__readout": "position", "model__n_heads": 2},
     {"task__kind": "level", "task__level": "level1", "model__kind": "mlp"},
 ])
-def test_token_tasks_train_and_probe(data: Path, tmp_path: Path, task: dict) -> None:
-    run(_config(data, probe__sites=["embed"], probe__control=False, **task), tmp_path)
+def test_token_tasks_train_and_probe(rhm_file: Path, tmp_path: Path, task: dict) -> None:
+    run(_config(rhm_file, probe__sites=["embed"], probe__control=False, **task), tmp_path)
     last = read_metrics(tmp_path)[-1]
     assert 0.0 <= last["test_acc"] <= 1.0 and last["test_loss"] > 0
 
 
-def test_probes_over_training_time_cover_every_saved_step(data: Path, tmp_path: Path) -> None:
-    cfg = _config(data, probe__steps="checkpoints", probe__sites=["layers.2.post"],
+def test_probes_over_training_time_cover_every_saved_step(rhm_file: Path, tmp_path: Path) -> None:
+    cfg = _config(rhm_file, probe__steps="checkpoints", probe__sites=["layers.2.post"],
                   probe__levels=["root"])
     run(cfg, tmp_path)
     rows = list(csv.DictReader((tmp_path / "probe_scores.csv").open()))
@@ -189,20 +180,20 @@ def test_checkpoint_steps_are_log_spaced_and_include_the_end() -> None:
     assert checkpoint_steps(cfg, 1000) == [1, 5, 10, 100, 1000]
 
 
-def test_cli_train_and_probe_prints_best_sites_and_heatmap(data: Path, tmp_path: Path) -> None:
+def test_cli_train_and_probe_prints_best_sites_and_heatmap(rhm_file: Path, tmp_path: Path) -> None:
     cfg = tmp_path / "c.toml"
     cfg.write_text('seed = 1\n[model]\nkind = "mlp"\nwidth = 8\n'
                    '[optim]\nsteps = 10\neval_every = 5\n'
                    '[probe]\nmax_samples = 120\ninner_folds = 2\nsites = ["embed", "head"]\n')
     runner = CliRunner()
-    res = runner.invoke(app, ["train-and-probe", str(cfg), "--data", str(data), "--out",
+    res = runner.invoke(app, ["train-and-probe", str(cfg), "--data", str(rhm_file), "--out",
                               str(tmp_path / "r"), "--device", "cpu", "--threads", "1"])
     assert res.exit_code == 0, res.output
     assert "best site per level" in res.output and "layer_level.png" in res.output
     res = runner.invoke(app, ["plot", str(tmp_path / "r"), "--metric", "accuracy", "--out",
                               str(tmp_path / "acc.png")])
     assert res.exit_code == 0 and (tmp_path / "acc.png").is_file()
-    bad = runner.invoke(app, ["train-and-probe", str(cfg), "--data", str(data), "--out",
+    bad = runner.invoke(app, ["train-and-probe", str(cfg), "--data", str(rhm_file), "--out",
                               str(tmp_path / "r2"), "--set", "data.vocab_size=3"])
     assert bad.exit_code == 2 and "vocabulary size" in bad.output
 

@@ -10,14 +10,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from tmr import io
 from tmr.cli import app
-from tmr.config import data_config_from_dict, from_dict
+from tmr.config import from_dict
 from tmr.metrics.table import COLUMNS, read_table
 from tmr.train import TrainConfig, checkpoint_steps, run
 
-RHM = {"name": "rhm", "vocab_size": 8, "n_classes": 8, "n_synonyms": 2, "tuple_size": 2,
-       "n_levels": 3}
 TINY = {"seed": 1, "device": "cpu",
         "model": {"kind": "cnn", "width": 8},
         "optim": {"steps": 24, "eval_every": 8, "batch_size": 32, "log_checkpoints": 3},
@@ -27,25 +24,17 @@ TINY = {"seed": 1, "device": "cpu",
                                 "separation"], "knn_samples": 100}}
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("data") / "rhm.h5"
-    cfg = data_config_from_dict({"seed": 0, "n_samples": 600, "generator": RHM,
-                                 "splits": {"test_fraction": 0.3}})
-    return io.write_dataset(path, cfg)
-
-
-def _config(data: Path, **metrics: Any) -> TrainConfig:
+def _config(rhm_file: Path, **metrics: Any) -> TrainConfig:
     raw = json.loads(json.dumps(TINY))
     raw["metrics"].update(metrics)
-    return from_dict(TrainConfig, {**raw, "data_path": str(data)})
+    return from_dict(TrainConfig, {**raw, "data_path": str(rhm_file)})
 
 
 @pytest.fixture(scope="module")
-def run_dir(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def run_dir(rhm_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("run")
-    run(_config(data), out)
+    run(_config(rhm_file), out)
     return out
 
 
@@ -74,27 +63,27 @@ def test_fixed_embedding_metrics_do_not_change_over_training(run_dir: Path) -> N
 
 
 def test_rerun_skips_a_complete_table_and_recomputes_a_missing_one_identically(
-        data: Path, run_dir: Path) -> None:
+        rhm_file: Path, run_dir: Path) -> None:
     table = run_dir / "layer_metrics.csv"
     before, mtime = table.read_bytes(), table.stat().st_mtime_ns
-    run(_config(data), run_dir)
+    run(_config(rhm_file), run_dir)
     assert table.stat().st_mtime_ns == mtime
     table.unlink()
-    run(_config(data), run_dir)
+    run(_config(rhm_file), run_dir)
     assert table.read_bytes() == before
 
 
-def test_empty_metric_list_writes_no_table(data: Path, tmp_path: Path) -> None:
-    run(_config(data, metrics=[]), tmp_path)
+def test_empty_metric_list_writes_no_table(rhm_file: Path, tmp_path: Path) -> None:
+    run(_config(rhm_file, metrics=[]), tmp_path)
     assert (tmp_path / "probe_scores.csv").is_file()
     assert not (tmp_path / "layer_metrics.csv").exists()
 
 
-def test_unknown_metric_and_bad_steps_are_rejected_with_the_choices(data: Path) -> None:
+def test_unknown_metric_and_bad_steps_are_rejected_with_the_choices(rhm_file: Path) -> None:
     with pytest.raises(ValueError, match=r"unknown names.*'nc9'.*choose from"):
-        _config(data, metrics=["nc9"])
+        _config(rhm_file, metrics=["nc9"])
     with pytest.raises(ValueError, match=r"metrics\.steps"):
-        _config(data, steps="sometimes")
+        _config(rhm_file, steps="sometimes")
 
 
 def test_report_command_writes_html_and_claims_summary(run_dir: Path, tmp_path: Path) -> None:
