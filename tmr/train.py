@@ -436,7 +436,8 @@ def run(config: TrainConfig, out_dir: str | Path, *, progress: Progress | None =
         write_table_atomic(rows, csv_path)
     ceiling = out / "posterior_ceiling.csv"
     if not ceiling.is_file():
-        final = int(torch.load(out / "model.pt", map_location="cpu", weights_only=False)["step"])
+        # the final step without reading the checkpoint: training always runs to the total
+        final = total_steps(p.cfg.optim, len(p.data.x_train))
         rows = posterior_ceiling(p.data.probe_sample, p.data.probe_levels, step=final,
                                  seed=p.cfg.seed)
         if rows:
