@@ -12,7 +12,7 @@ Baselines, plain numpy written here and measured in the same run: points by
 and no address maps at all (what public fractal renderers compute). Peak memory is
 the tracemalloc peak of numpy allocations during one call (the compiled kernels'
 own scratch, a few kB, is not traced). Single process, single thread (numpy's
-element-wise code, the RNG and the kernels of ``generators.ifs_kernels`` are
+element-wise code, the RNG and the kernels of ``generators.ifs.kernels`` are
 single-threaded); the kernels are compiled, or loaded from numba's cache, before
 any timing.
 """
@@ -25,7 +25,8 @@ from functools import partial
 import numpy as np
 from _timing import measure  # benchmarks/ is on sys.path when run as a script
 
-from generators import ifs, ifs_render
+from generators import ifs
+from generators.ifs import render as ifs_render
 
 DEPTH = 12
 SIZE = 256

@@ -10,7 +10,7 @@ Cases from issue 5:
    CNF grammar with 10 nonterminals;
 3. exact next-token distributions of every prefix of one layered sequence (lengths
    100, 200, 400);
-4. soft levels (per-depth ancestor posteriors, :mod:`generators.pcfg_soft`) of 256
+4. soft levels (per-depth ancestor posteriors, :mod:`generators.pcfg.soft`) of 256
    sampled strings of the layered preset.
 
 Baselines, written here and measured in the same run: (1) a per-sequence Python
@@ -49,10 +49,11 @@ import tracemalloc  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from generators import pcfg, pcfg_soft  # noqa: E402
-from generators import pcfg_inference as inf  # noqa: E402
+from generators import pcfg  # noqa: E402
 from generators._jit import HAVE_NUMBA  # noqa: E402
-from generators.pcfg_grammar import Grammar  # noqa: E402
+from generators.pcfg import inference as inf  # noqa: E402
+from generators.pcfg import soft as pcfg_soft  # noqa: E402
+from generators.pcfg.grammar import Grammar  # noqa: E402
 
 
 def baseline_sample(g: Grammar, n: int, seed: int, max_length: int) -> list[list[int]]:

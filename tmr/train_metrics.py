@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
@@ -30,8 +30,8 @@ from tmr.metrics.table import DEFAULT_METRICS, layer_metric_rows, write_table_at
 from tmr.probes import collect_activations
 
 if TYPE_CHECKING:
+    from tmr.data_adapter import TaskData
     from tmr.models import HookedModel
-    from tmr.train import Prepared
 
 __all__ = ["CHEAP_METRICS", "MetricsConfig", "metric_steps", "record_metrics"]
 
@@ -86,7 +86,21 @@ def metric_steps(out: Path, steps: str) -> list[tuple[int, Path]]:
     return sorted(chosen.items())
 
 
-def record_metrics(p: Prepared, model: HookedModel, out: Path,
+class PreparedRun(Protocol):
+    """What :func:`record_metrics` reads of a prepared run (:class:`tmr.train.Prepared`
+    satisfies it); a protocol here keeps imports one way, train -> train_metrics."""
+
+    @property
+    def cfg(self) -> Any: ...
+    @property
+    def device(self) -> torch.device: ...
+    @property
+    def data(self) -> TaskData: ...
+    @property
+    def sites(self) -> list[str]: ...
+
+
+def record_metrics(p: PreparedRun, model: HookedModel, out: Path,
                    progress: Progress | None = None) -> Path | None:
     """Write ``layer_metrics.csv`` (skipped when it exists or no metric is chosen)."""
     cfg: MetricsConfig = p.cfg.metrics

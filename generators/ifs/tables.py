@@ -6,7 +6,7 @@ TABLE_SIZE``). For each system and chunk length ``L`` the ``K^L`` composed maps
 significant), the images of the base point ``x_0`` (fixed point of map 0) and an
 alias table of the word law ``Π_j p_{a_j}`` are tabulated once, so a point costs
 one table gather per chunk instead of ``D`` affine maps. The per-point loops that
-read them are in :mod:`generators.ifs_kernels`; :func:`evaluate` is their numpy
+read them are in :mod:`generators.ifs.kernels`; :func:`evaluate` is their numpy
 form, used for explicit word lists (:func:`generators.ifs.cylinder_points`).
 """
 
@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from generators import ifs_maps as maps_
+from generators.ifs import maps as maps_
 
 if TYPE_CHECKING:
-    from generators.ifs import World
+    from generators.ifs.world import World
 
 #: entries of one composed-map table: 4096 keeps a system's tables near 300 kB
 #: (in cache) while D = 12 needs at most two gathers for K <= 4

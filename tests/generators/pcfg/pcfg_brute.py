@@ -6,7 +6,7 @@ import math
 from collections import defaultdict
 from functools import cache
 
-from generators.pcfg_grammar import Grammar
+from generators.pcfg.grammar import Grammar
 
 
 def enumerate_trees(g: Grammar, max_len: int) -> dict[tuple[int, ...], list[tuple[float, tuple]]]:

@@ -1,12 +1,14 @@
-"""Soft (posterior) ancestor labels of layered grammars: generators.pcfg_soft."""
+"""Soft (posterior) ancestor labels of layered grammars: generators.pcfg.soft."""
 
 import math
 
 import numpy as np
 import pytest
+from pcfg_brute import enumerate_trees
 
-from generators import pcfg, pcfg_inference, pcfg_soft
-from tests.pcfg_brute import enumerate_trees
+from generators import pcfg
+from generators.pcfg import inference as pcfg_inference
+from generators.pcfg import soft as pcfg_soft
 
 
 def _brute_marginals(g, y, trees):

@@ -36,9 +36,9 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from generators import _rng
-from generators import percolation_label as pl
 from generators.base import HierarchicalSample
-from generators.percolation_label import MergeTree, labels_at
+from generators.percolation import labels as pl
+from generators.percolation.labels import MergeTree, labels_at
 
 NAME = "percolation"
 
@@ -250,7 +250,7 @@ def label(world: World, open_: np.ndarray) -> pl.Labels:
 
 def merge_tree(world: World, field: np.ndarray) -> MergeTree:
     """The Newman–Ziff merge tree of one sample's ``field``; see
-    :func:`generators.percolation_label.labels_at` for the clusters at any p."""
+    :func:`generators.percolation.labels.labels_at` for the clusters at any p."""
     return pl.merge_tree(np.asarray(field), world.offsets, world.periodic, world.kind)
 
 

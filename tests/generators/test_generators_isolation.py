@@ -19,7 +19,8 @@ s = generators.rhm.sample(generators.rhm.make_world(vocab_size=4, n_classes=4,
     n_synonyms=2, tuple_size=2, n_levels=2, rng=0), 8, rng=1)
 assert s.x.shape[0] == 8
 # every generator samples without numba (kernels as plain Python or the numpy paths)
-from generators import ifs, pcfg, pcfg_soft, percolation, percolation_mf
+from generators import ifs, pcfg, percolation, percolation_mf
+from generators.pcfg import soft as pcfg_soft
 w = percolation.make_world(lattice="square", size=8, ps=[0.4, 0.6], rng=0)
 assert percolation.sample(w, 3, rng=1).levels[0].shape == (3, 8, 8)
 w = percolation.make_world(lattice="square", size=6, ps=[0.5], kind="bond",

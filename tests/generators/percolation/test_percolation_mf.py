@@ -168,7 +168,7 @@ def test_shipped_configs_build_a_world_and_sample(name):
 
     from tmr.config import load_data_config
 
-    cfg = load_data_config(Path(__file__).parents[1] / "configs" / f"{name}.toml")
+    cfg = load_data_config(Path(__file__).parents[3] / "configs" / f"{name}.toml")
     world = cfg.spec.make_world(cfg.generator, rng=cfg.seed)
     s = cfg.spec.sample(world, cfg.generator, 3, rng=cfg.seed)
     assert len(s) == 3 and len(s.levels) == len(s.level_names) >= 2

@@ -8,7 +8,7 @@ Lattices are arrays of shape ``(L,) * d``; neighbours are given by a set of
   the standard rhombus embedding of the triangular lattice.
 
 Every labelling goes through one compiled union–find pass over an occupation ladder
-(:func:`generators.percolation_uf.ladder_kernel`): :func:`label_ladder` labels all
+(:func:`generators.percolation.union_find.ladder_kernel`): :func:`label_ladder` labels all
 rungs of a ladder from one uniform field per sample, with parent maps and ground
 truth; :func:`label_sites` and :func:`label_bonds` label given configurations (a
 one-rung ladder). Bond ``o`` of site ``x`` joins ``x`` and ``x + offs[o]``; with free
@@ -25,7 +25,7 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse import csgraph
 
-from generators.percolation_uf import kruskal, ladder_kernel
+from generators.percolation.union_find import kruskal, ladder_kernel
 
 #: lattices and their dimension (None: any d in HYPERCUBIC_DIMS)
 LATTICE_DIMS: dict[str, int | None] = {"square": 2, "triangular": 2, "cubic": 3,
@@ -117,7 +117,7 @@ def label_ladder(fields: np.ndarray, ps: np.ndarray, shape: tuple[int, ...], off
                  site_truth: bool = True) -> Ladder:
     """Label the clusters of ``fields`` (n, F) (site: F = N, bond: F = n_off·N, bond
     ``o`` of site ``i`` at ``o·N + i``) at every ``p`` of the increasing ladder ``ps``:
-    open at ``p`` when ``u < p``. See :mod:`generators.percolation_uf` for the pass."""
+    open at ``p`` when ``u < p``. See :mod:`generators.percolation.union_find` for the pass."""
     ps = np.ascontiguousarray(ps, dtype=np.float64)
     K, d, N = ps.size, len(shape), int(np.prod(shape))
     n = fields.shape[0]
@@ -231,7 +231,7 @@ def merge_tree(field: np.ndarray, offs: np.ndarray, periodic: bool, kind: str) -
     uniform variable and union clusters as they touch. Equivalently Kruskal's
     algorithm on the lattice with edge time ``max(u_i, u_j)`` (site) or ``u_bond``
     (bond): the edges are sorted by time (stable) and swept by the compiled
-    union–find :func:`generators.percolation_uf.kruskal`."""
+    union–find :func:`generators.percolation.union_find.kruskal`."""
     if kind == "site":
         shape = field.shape
         i, j, _ = lattice_edges(shape, offs, periodic)

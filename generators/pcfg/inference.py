@@ -2,14 +2,14 @@
 Viterbi parses and next-token distributions (batched over sequences).
 
 ``log_prob`` and ``span_posteriors`` run compiled charts in scaled linear space
-(:mod:`generators.pcfg_chart`, one scale per token) and redo, one sequence at a
+(:mod:`generators.pcfg.chart`, one scale per token) and redo, one sequence at a
 time, any sequence whose chart could leave the float64 range with numpy charts that
 carry one log scale per span (``_inside``, ``_outside``; also behind
 ``inside_chart`` and ``outside_chart``).
 
-All functions take a :class:`~generators.pcfg_grammar.Grammar` and a batch ``x``
+All functions take a :class:`~generators.pcfg.grammar.Grammar` and a batch ``x``
 (B, n) of terminal ids of one length ``n``. They work on the binarised grammar
-(:func:`~generators.pcfg_cnf.binarize`: binary, unary and lexical rules; trees
+(:func:`~generators.pcfg.cnf.binarize`: binary, unary and lexical rules; trees
 in bijection with the original ones), keeping unary rules through the closure
 ``U* = (I - U)^-1`` (no unary cycles, so every chain is finite). Charts are indexed
 by spans ``[i, j)``.
@@ -35,9 +35,11 @@ from functools import lru_cache
 
 import numpy as np
 
-from generators import _jit, pcfg_chart, pcfg_prefix
-from generators.pcfg_cnf import binarize
-from generators.pcfg_grammar import Grammar
+from generators import _jit
+from generators.pcfg import chart as pcfg_chart
+from generators.pcfg import prefix as pcfg_prefix
+from generators.pcfg.cnf import binarize
+from generators.pcfg.grammar import Grammar
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -153,7 +155,7 @@ def inside_chart(g: Grammar, x: np.ndarray) -> np.ndarray:
 
 def log_prob(g: Grammar, x: np.ndarray) -> np.ndarray:
     """(B,) ``log P(x)`` (the inside probability of the start symbol): the compiled
-    scaled linear chart (:mod:`generators.pcfg_chart`), ``log P = log P' + sum_t log
+    scaled linear chart (:mod:`generators.pcfg.chart`), ``log P = log P' + sum_t log
     max_A (U* lex)[A, x_t]``; sequences whose chart could leave the float64 range use
     the per-span log-scaled chart (as does every sequence without numba)."""
     x = _as_batch(g, x)
@@ -219,7 +221,7 @@ CHART_BYTES = 64 * 2**20
 
 def _linear_charts(g: Grammar, x: np.ndarray, post: np.ndarray | None
                    ) -> tuple[np.ndarray, np.ndarray]:
-    """Run the compiled scaled linear charts (:func:`generators.pcfg_chart.inside_outside`)
+    """Run the compiled scaled linear charts (:func:`generators.pcfg.chart.inside_outside`)
     on ``x``; fills ``post`` (B, n+1, n+1, n_orig) with span posteriors when given.
     Returns the kernel's per-sequence stats (B, 4) and the token scales (B, n),
     ``max_A (U* lex)[A, x_t]`` (1 where that is 0)."""
@@ -394,8 +396,8 @@ def next_token_distributions(g: Grammar, x: np.ndarray) -> np.ndarray:
     on the first ``t`` tokens); the last column is the end of the string. Rows sum to
     1 (the grammar's own law, not conditioned on sampling limits). ``x`` may be any
     prefix of a string of the grammar. Layered grammars (``g.layer`` not None) with at
-    most :data:`~generators.pcfg_prefix.MAX_CHAINS` ancestor chains use the linear-time
-    chain forward pass of :mod:`generators.pcfg_prefix` (same values); others use the
+    most :data:`~generators.pcfg.prefix.MAX_CHAINS` ancestor chains use the linear-time
+    chain forward pass of :mod:`generators.pcfg.prefix` (same values); others use the
     prefix-probability chart below (cubic in the length)."""
     x = _as_batch(g, x)
     if g.layer is not None and pcfg_prefix.n_chains(g) <= pcfg_prefix.MAX_CHAINS:

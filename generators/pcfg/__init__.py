@@ -1,9 +1,9 @@
 """Probabilistic context-free grammars with exact derivation trees (issue 5).
 
 Definitions: ``shared/docs/background.md`` §2.2. The world is a
-:class:`~generators.pcfg_grammar.Grammar` (a preset, a grammar file, or a random
-grammar); grammar parsing and checks live in :mod:`generators.pcfg_grammar`, presets
-in :mod:`generators.pcfg_presets`, exact inference in :mod:`generators.pcfg_inference`.
+:class:`~generators.pcfg.grammar.Grammar` (a preset, a grammar file, or a random
+grammar); grammar parsing and checks live in :mod:`generators.pcfg.grammar`, presets
+in :mod:`generators.pcfg.presets`, exact inference in :mod:`generators.pcfg.inference`.
 
 Sampling is breadth first and vectorised over all trees of a block at once: every
 round expands the whole frontier (one rule draw per nonterminal by a search in the
@@ -11,7 +11,7 @@ per-left-hand-side cumulative probabilities), so there is no Python recursion an
 the number of rounds is the tree depth. Nodes of one depth come out left to right;
 yield positions follow from subtree sizes (bottom-up sums) and sibling offsets
 (top-down exclusive cumulative sums). Layered grammars (``Grammar.layer``) take the
-level-by-level path of :mod:`generators.pcfg_layered`: same random stream, same bytes.
+level-by-level path of :mod:`generators.pcfg.layered`: same random stream, same bytes.
 
 Returned arrays (``W`` = node width, ``T`` = token width, both fixed by the world and
 the limits so that chunks of a draw have equal shapes)::
@@ -34,7 +34,7 @@ the rejection rate is ``meta["rejection_rate"]``.
 
 With ``soft_levels=True`` (layered grammars only) the posterior of every token's
 ancestor at every nonterminal depth given the string is added (the probing labels
-under ambiguity; :mod:`generators.pcfg_soft`, about 0.4 ms per length-250 string
+under ambiguity; :mod:`generators.pcfg.soft`, about 0.4 ms per length-250 string
 compiled, 0.1 s without numba)::
 
     aux["posterior_depth{d}"]  (n, T, K_d) float32 P(ancestor at depth d = k-th
@@ -49,11 +49,12 @@ from typing import Any
 
 import numpy as np
 
-from generators import _jit, _rng, pcfg_soft
+from generators import _jit, _rng
 from generators.base import HierarchicalSample, concat
-from generators.pcfg_grammar import Grammar, GrammarError
-from generators.pcfg_layered import LayeredRound
-from generators.pcfg_presets import build_world
+from generators.pcfg import soft as pcfg_soft
+from generators.pcfg.grammar import Grammar, GrammarError
+from generators.pcfg.layered import LayeredRound
+from generators.pcfg.presets import build_world
 
 NAME = "pcfg"
 World = Grammar
@@ -63,7 +64,7 @@ World = Grammar
 class Config:
     """Parameters of a PCFG dataset (``make_world`` and ``sample`` keywords).
 
-    ``preset`` is one of :data:`generators.pcfg_presets.PRESETS`; ``grammar_file``
+    ``preset`` is one of :data:`generators.pcfg.presets.PRESETS`; ``grammar_file``
     (text, .json or .toml) overrides it; ``params`` are the preset's keywords.
     """
 
@@ -423,7 +424,7 @@ def iter_chunks(world: Grammar, n_samples: int, *, rng: _rng.RNGLike = None,
     if soft_levels and g.layer is None:
         raise ValueError(f"soft_levels=True needs a layered grammar (every nonterminal at "
                          f"one depth); grammar {g.name!r} is not layered. Set "
-                         "soft_levels=false, or use pcfg_inference.ancestor_posteriors")
+                         "soft_levels=false, or use generators.pcfg.inference.ancestor_posteriors")
     if isinstance(n_samples, bool) or not isinstance(n_samples, int | np.integer) or n_samples < 0:
         raise ValueError(f"n_samples={n_samples!r} must be a non-negative integer")
     if chunk_size < 1:

@@ -2,7 +2,7 @@
 
 A world holds ``n_systems`` classes of ``n_instances`` systems each, every system
 ``K`` contractive affine maps ``w_i(x) = A_i x + b_i`` with probabilities ``p_i``
-(see :mod:`generators.ifs_maps` and ``shared/docs/background.md`` §2.4).
+(see :mod:`generators.ifs.maps` and ``shared/docs/background.md`` §2.4).
 
 **Addresses.** Fixed-depth sampling draws ``a_1 … a_D`` i.i.d. from ``p`` and
 returns ``x = w_{a_1} ∘ … ∘ w_{a_D}(x_0)``, outermost map first, with ``x_0`` the
@@ -19,19 +19,18 @@ Markov chains.
 (``K^m <= TABLE_SIZE``); each chunk's ``K^m`` composed maps (and, for the innermost
 chunk, the image points of ``x_0``) are tabulated once per system, so a point costs
 one uniform and one table gather per chunk instead of ``D`` affine maps
-(:mod:`generators.ifs_tables`). The per-point loop (word draw, composition, digits,
-prefix codes) is compiled (:mod:`generators.ifs_kernels`); the uniforms are drawn by
+(:mod:`generators.ifs.tables`). The per-point loop (word draw, composition, digits,
+prefix codes) is compiled (:mod:`generators.ifs.kernels`); the uniforms are drawn by
 numpy from the block generators, so the bytes do not depend on numba.
 
 Modes of :func:`sample`: ``"points"`` gives ``x`` (n, d) float64 and every digit
 in ``aux["address"]`` (n, D); ``"images"`` gives ``x`` (n, H, W) and per-pixel
-address maps (see :mod:`generators.ifs_render`).
+address maps (see :mod:`generators.ifs.render`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -39,21 +38,35 @@ from typing import Any
 import numpy as np
 
 from generators import _rng
-from generators import ifs_kernels as kernels_
-from generators import ifs_maps as maps_
-from generators import ifs_tables as tables_
 from generators.base import HierarchicalSample, concat
-from generators.base import min_uint_dtype as _min_uint_dtype
-from generators.ifs_tables import (  # re-exported
+from generators.ifs import kernels as kernels_
+from generators.ifs import maps as maps_
+from generators.ifs import tables as tables_
+from generators.ifs.tables import (  # re-exported
     alias_table as alias_table,
 )
-from generators.ifs_tables import chunk_lengths
+from generators.ifs.tables import chunk_lengths
+from generators.ifs.world import (  # re-exported
+    MAX_AUTO_DEPTH as MAX_AUTO_DEPTH,
+)
+from generators.ifs.world import (  # re-exported
+    MAX_DEPTH as MAX_DEPTH,
+)
+from generators.ifs.world import (  # re-exported
+    World as World,
+)
+from generators.ifs.world import _check_depth, _check_int, _check_levels, _id_levels
+from generators.ifs.world import (  # re-exported
+    auto_depth as auto_depth,
+)
+from generators.ifs.world import (  # re-exported
+    level_names as level_names,
+)
+from generators.ifs.world import (  # re-exported
+    min_uint_dtype as min_uint_dtype,
+)
 
 NAME = "ifs"
-#: addresses are stored as uint8 digits; deeper than this adds nothing below 1e-5 px
-MAX_DEPTH = 64
-#: automatic depth is capped here (maps with σ_max near 1 would need hundreds)
-MAX_AUTO_DEPTH = 32
 MODES = ("points", "images")
 
 
@@ -80,64 +93,6 @@ class Config:
     colour: bool = False
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class World:
-    """Fixed systems: ``linear`` (S, I, K, d, d), ``offset`` (S, I, K, d), ``probs``
-    (S, I, K) for ``S = n_systems`` classes of ``I = n_instances`` systems, and
-    ``box`` (S, I, 2, d): a square (lo, hi) around each attractor, used to rasterise."""
-
-    kind: str
-    dim: int
-    n_maps: int
-    n_systems: int
-    n_instances: int
-    linear: np.ndarray
-    offset: np.ndarray
-    probs: np.ndarray
-    box: np.ndarray
-    sigma: float | None = None
-    jitter: float = 0.0
-
-    @property
-    def n_classes(self) -> int:
-        """Systems in all: ``n_systems * n_instances`` (instance ids run over these)."""
-        return self.n_systems * self.n_instances
-
-    def system_maps(self, instance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(linear (K, d, d), offset (K, d), probs (K,))`` of global instance id."""
-        s, j = divmod(int(instance), self.n_instances)
-        return self.linear[s, j], self.offset[s, j], self.probs[s, j]
-
-    def instance_box(self, instance: int) -> np.ndarray:
-        s, j = divmod(int(instance), self.n_instances)
-        return self.box[s, j]
-
-    @property
-    def max_ratio(self) -> float:
-        """Largest ``σ_max(A_i)`` over all maps."""
-        return float(maps_.spectral_norms(self.linear).max())
-
-    def params(self) -> dict[str, Any]:
-        return {"kind": self.kind, "dim": self.dim, "n_maps": self.n_maps,
-                "n_systems": self.n_systems, "n_instances": self.n_instances,
-                "sigma": self.sigma, "jitter": self.jitter}
-
-
-@functools.lru_cache(maxsize=64)
-def min_uint_dtype(max_value: int) -> np.dtype:
-    """:func:`generators.base.min_uint_dtype`, cached (``np.iinfo`` is slow)."""
-    return _min_uint_dtype(max_value)
-
-
-def _check_int(name: str, value: object, minimum: int, maximum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{name}={value!r} must be an integer")
-    if value < minimum or (maximum is not None and value > maximum):
-        hi = "" if maximum is None else f" and at most {maximum}"
-        raise ValueError(f"{name}={value} must be at least {minimum}{hi}")
-    return int(value)
-
-
 def make_world(*, n_maps: int | None = None, dim: int = 2, n_systems: int = 1,
                n_instances: int = 1, sigma: float | None = None, system: str | None = None,
                maps: Sequence[Sequence[float]] | None = None,
@@ -146,7 +101,7 @@ def make_world(*, n_maps: int | None = None, dim: int = 2, n_systems: int = 1,
     """Build the systems.
 
     Exactly one source of maps: ``system`` (a classic name, see
-    :data:`generators.ifs_maps.CLASSIC_DIMENSIONS`), ``maps`` (rows ``[A row-major,
+    :data:`generators.ifs.maps.CLASSIC_DIMENSIONS`), ``maps`` (rows ``[A row-major,
     b]``) or neither (``n_systems`` random σ-factor systems of ``n_maps`` maps each,
     σ-factor ``sigma`` or drawn in Anderson & Farrell's range). ``probabilities``:
     ``"det"`` (``∝ |det A_i|``, default for random systems), ``"uniform"`` or a list
@@ -230,50 +185,6 @@ def make_world(*, n_maps: int | None = None, dim: int = 2, n_systems: int = 1,
                  sigma=None if sigma is None else float(sigma), jitter=jitter)
 
 
-def auto_depth(world: World, resolution: int) -> int:
-    """Smallest ``D`` with ``r_max^D · √d <= 1/resolution``: every depth-``D``
-    cylinder is below one pixel of a ``resolution``-pixel box side (capped at
-    ``MAX_AUTO_DEPTH``)."""
-    r = world.max_ratio
-    if r <= 0:
-        return 1
-    need = math.log(resolution * math.sqrt(world.dim)) / -math.log(r)
-    return int(min(max(math.ceil(need - 1e-9), 1), MAX_AUTO_DEPTH))
-
-
-def _check_depth(world: World, depth: int | None, resolution: int) -> int:
-    if depth is None:
-        return auto_depth(world, resolution)
-    return _check_int("depth", depth, 1, MAX_DEPTH)
-
-
-def _check_levels(world: World, n_levels: int, depth: int) -> int:
-    n_levels = _check_int("n_address_levels", n_levels, 0)
-    if n_levels > depth:
-        raise ValueError(f"n_address_levels={n_levels} exceeds depth={depth}; lower it or "
-                         "raise depth")
-    if world.n_maps**n_levels >= 2**62:
-        raise ValueError(f"n_address_levels={n_levels}: K^ℓ = {world.n_maps}^{n_levels} does "
-                         "not fit in int64; lower it")
-    return n_levels
-
-
-def level_names(world: World, n_levels: int) -> tuple[str, ...]:
-    """``system`` / ``instance`` (when more than one), then ``address1..``."""
-    head = (("system",) if world.n_systems > 1 else ()) + \
-        (("instance",) if world.n_instances > 1 else ())
-    return (*head, *(f"address{l}" for l in range(1, n_levels + 1)))
-
-
-def _id_levels(world: World, inst: np.ndarray) -> list[np.ndarray]:
-    out = []
-    if world.n_systems > 1:
-        out.append((inst // world.n_instances).astype(min_uint_dtype(world.n_systems - 1)))
-    if world.n_instances > 1:
-        out.append(inst.astype(min_uint_dtype(world.n_classes - 1)))
-    return out
-
-
 def _meta(world: World, ss: np.random.SeedSequence | None, **kw: Any) -> dict[str, Any]:
     from generators.rhm import _package_version
 
@@ -289,7 +200,7 @@ def _meta(world: World, ss: np.random.SeedSequence | None, **kw: Any) -> dict[st
 
 def _run_points(pk: kernels_.Packed, u: np.ndarray, i0: int, x: np.ndarray,
                 address: np.ndarray, lev: np.ndarray) -> None:
-    """:func:`generators.ifs_kernels.points_kernel` into ``x`` (n, d), ``address``
+    """:func:`generators.ifs.kernels.points_kernel` into ``x`` (n, d), ``address``
     (n, D) uint8 (C-contiguous) and ``lev`` (L, >= n) int64."""
     flat = address.reshape(-1)  # a view: address is C-contiguous
     direct = flat.size % 8 == 0 and flat.ctypes.data % 8 == 0  # whole aligned words
@@ -415,7 +326,7 @@ def iter_chunks(world: World, n_samples: int, *, rng: _rng.RNGLike = None,
     chunk_size = _check_int("chunk_size", chunk_size, 1)
     ss = _rng.as_seed_sequence(rng)
     if mode == "images":
-        from generators import ifs_render
+        from generators.ifs import render as ifs_render
 
         kw = dict(image_size=image_size, n_points=n_points, depth=depth,
                   n_address_levels=n_address_levels, value=value, soft_levels=soft_levels)
@@ -446,7 +357,7 @@ def sample(world: World, n_samples: int, *, rng: _rng.RNGLike = None, mode: str 
     ``depth`` defaults to :func:`auto_depth` at ``image_size`` pixels. Points:
     ``x`` (n, d) float64, levels (``system``, ``instance``,) ``address1..L`` (n,),
     ``aux["address"]`` (n, D) uint8. Images: see
-    :func:`generators.ifs_render.sample_images` (``n_points`` points per image,
+    :func:`generators.ifs.render.sample_images` (``n_points`` points per image,
     ``value`` "count" | "binary" | "density", soft histograms for the first
     ``soft_levels`` levels; ``colour=True``: (n, H, W, 3) float32 RGB, a random
     foreground and background colour per image, the foreground weighted by the
@@ -461,7 +372,7 @@ def sample(world: World, n_samples: int, *, rng: _rng.RNGLike = None, mode: str 
         return concat(chunks)
     ss = _rng.as_seed_sequence(rng)
     if mode == "images":
-        from generators import ifs_render
+        from generators.ifs import render as ifs_render
 
         d = ifs_render.check_image_args(world, image_size, n_points, depth, n_address_levels,
                                         value, soft_levels)

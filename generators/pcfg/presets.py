@@ -23,9 +23,9 @@ import numpy as np
 
 from generators import _rng
 from generators import rhm as _rhm
-from generators.pcfg_grammar import Grammar, GrammarError, from_rules, load
+from generators.pcfg.grammar import Grammar, GrammarError, from_rules, load
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent.parent / "data"
 #: presets stored as files in generators/data
 FILES = {"layered": "pcfg_layered.pcfg", "dyck": "pcfg_dyck2.pcfg",
          "arithmetic": "pcfg_arithmetic.pcfg", "english": "pcfg_english.pcfg"}

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from scipy import spatial, stats
 
-from generators import _rng, ifs, ifs_maps, ifs_render, streams
+from generators import _rng, ifs, streams
+from generators.ifs import maps as ifs_maps
+from generators.ifs import render as ifs_render
 
 SIERPINSKI = math.log(3) / math.log(2)
 CANTOR = math.log(2) / math.log(3)
@@ -326,7 +328,7 @@ def test_alias_table_has_exactly_the_word_law(seed):
 
 # ----------------------------------------------------------------- configs and files
 
-CONFIGS = Path(__file__).parent.parent / "configs"
+CONFIGS = Path(__file__).parents[3] / "configs"
 
 
 @pytest.mark.parametrize("name", ["ifs_points.toml", "ifs_images.toml", "ifs_family.toml"])

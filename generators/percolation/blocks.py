@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from generators import percolation_label as pl
+from generators.percolation import labels as pl
 
 
 def _blocks(a: np.ndarray, b: int) -> np.ndarray:

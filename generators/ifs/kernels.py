@@ -1,13 +1,13 @@
 """Compiled inner loops of IFS sampling: uniforms in, points, addresses and pixels out.
 
 A point of depth ``D`` is drawn from one uniform per tabulated chunk of its address
-(:mod:`generators.ifs_tables`): chunk ``c`` of length ``L_c`` takes word code
+(:mod:`generators.ifs.tables`): chunk ``c`` of length ``L_c`` takes word code
 ``w = floor(u K^{L_c})``, replaced by ``alias[w]`` when ``u K^{L_c} - w >= accept[w]``
 (Walker's alias method; skipped when the maps are equiprobable). The point is the
 innermost chunk's tabulated image of ``x_0``, mapped by each outer chunk's composed
 affine map, innermost to outermost: ``x <- A_w x + b_w`` evaluated as
 ``b_r + A_r0 x_0 + A_r1 x_1 + …`` in that order, the float operations of the numpy
-evaluation (:func:`generators.ifs_tables.evaluate`), so both give the same bits.
+evaluation (:func:`generators.ifs.tables.evaluate`), so both give the same bits.
 
 The kernels draw nothing: the caller passes the uniforms, drawn from an explicit
 Generator. They work through the points in slices of ``SLICE`` (word codes and
@@ -29,11 +29,11 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from generators import ifs_tables as tables_
 from generators._jit import jit
+from generators.ifs import tables as tables_
 
 if TYPE_CHECKING:
-    from generators.ifs import World
+    from generators.ifs.world import World
 
 #: points per slice: codes (C, SLICE) int64 and coordinates (d, SLICE) stay in L1
 SLICE = 512
@@ -78,7 +78,7 @@ def packed(world: World, instance: int, depth: int) -> Packed:
         aff[c, :m, d * d:] = t.off.T
         digits[c, :m] = tables_.digit_table(k, length)
     if sys.byteorder != "little":  # pragma: no cover - the kernels read uint64 as bytes
-        raise RuntimeError("generators.ifs_kernels assumes a little-endian machine")
+        raise RuntimeError("generators.ifs.kernels assumes a little-endian machine")
     return Packed(k=k, uniform=tabs[0].alias is None, lengths=np.array(lengths, np.int64),
                   sizes=sizes, law=law, aff=aff, pts=np.ascontiguousarray(tabs[-1].pts.T),
                   digits=digits)

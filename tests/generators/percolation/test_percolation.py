@@ -12,9 +12,9 @@ import pytest
 
 from generators import concat
 from generators import percolation as P
-from generators import percolation_blocks as B
-from generators import percolation_label as pl
-from generators import percolation_uf as U
+from generators.percolation import blocks as B
+from generators.percolation import labels as pl
+from generators.percolation import union_find as U
 
 LATTICES = [("square", None, 7), ("triangular", None, 7), ("cubic", None, 5),
             ("hypercubic", 4, 3), ("hypercubic", 5, 3)]

@@ -1,5 +1,5 @@
 """Compiled inside and outside charts in scaled linear space, used by
-:mod:`generators.pcfg_inference`.
+:mod:`generators.pcfg.inference`.
 
 A few sequences at a time (a tile), over the binarised grammar's binary rules as a
 sparse list ``(A, B, C, p)`` (formulas: Baker 1979; Lari & Young 1990; Manning & Schütze 1999,

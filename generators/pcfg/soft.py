@@ -7,7 +7,7 @@ value is the *MAP label*, and the mean of ``max_A P(ancestor_d(t) = A | x)`` is 
 accuracy a Bayes-optimal labeller reaches against the generating tree.
 
 For a layered grammar (every nonterminal at one depth) the derivation is a hidden
-Markov model over ancestor chains (:mod:`generators.pcfg_prefix`), so the
+Markov model over ancestor chains (:mod:`generators.pcfg.prefix`), so the
 forward–backward recursion (Rabiner 1989, eqs. 18–27) gives the chain posterior of
 every token::
 
@@ -19,7 +19,7 @@ every token::
 and ``P(ancestor_d(t) = A | x) = sum_c gamma_t(c) [symbol_d(c) = A]``. Both passes
 only visit chains that emit the observed token, and each vector is rescaled per step
 (``alpha_t`` to sum 1, ``b_t`` to maximum 1; ``gamma_t`` is renormalised, so the
-scales cancel). The values equal :func:`generators.pcfg_inference.ancestor_posteriors`
+scales cancel). The values equal :func:`generators.pcfg.inference.ancestor_posteriors`
 (the cubic span chart), which the tests check.
 
 The compiled kernel :func:`_forward_backward` (a whole batch of strings per call) goes
@@ -46,9 +46,10 @@ from functools import lru_cache
 import numpy as np
 import scipy.sparse as sp
 
-from generators import _jit, pcfg_prefix
+from generators import _jit
 from generators._jit import jit
-from generators.pcfg_grammar import Grammar
+from generators.pcfg import prefix as pcfg_prefix
+from generators.pcfg.grammar import Grammar
 
 
 @lru_cache(maxsize=8)
@@ -287,7 +288,7 @@ def _check(g: Grammar, x: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, 
     if g.layer is None:
         raise ValueError(f"soft levels need a layered grammar (every nonterminal at one "
                          f"depth); grammar {g.name!r} is not layered. Use "
-                         "generators.pcfg_inference.ancestor_posteriors for expected "
+                         "generators.pcfg.inference.ancestor_posteriors for expected "
                          "ancestor counts instead")
     x = np.asarray(x)
     lengths = np.asarray(lengths)

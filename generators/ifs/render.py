@@ -12,7 +12,7 @@ codes (the pieces overlap within the pixel). The *soft* label is the histogram o
 codes among the pixel's points, normalised to sum 1 (zeros in empty pixels). The
 overlap mask marks hit pixels that are ambiguous at level 1.
 
-One pass over the points (:func:`generators.ifs_kernels.raster_kernel`) keeps, per
+One pass over the points (:func:`generators.ifs.kernels.raster_kernel`) keeps, per
 pixel, the count, the level-``L`` code of its first point and the shallowest level at
 which a later point's code differed: level-``ℓ`` codes are prefixes of level-``L``
 codes, so a pixel is ambiguous at level ``ℓ`` exactly when that level is ``ℓ`` or
@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 
 from generators import _rng
-from generators import ifs as ifs_
-from generators import ifs_kernels as kernels
-from generators import ifs_tables as tables_
 from generators.base import HierarchicalSample
+from generators.ifs import kernels
+from generators.ifs import tables as tables_
+from generators.ifs import world as ifs_
 
 #: spawn-key tag of per-image seeds (distinct from the point blocks' 0xB10C)
 IMAGE_KEY = 0x1A6E
@@ -91,7 +91,7 @@ def mask_box_dimension(mask: np.ndarray) -> float:
     """Slope of ``log N(s)`` against ``log 1/s`` over box sides ``s = 1, 2, 4, …,
     size/4`` pixels (boxes holding a nonzero of ``mask`` (H, W)); 0 for an empty mask.
     Boxes of side ``2s`` are the OR of 2x2 boxes of side ``s``
-    (:func:`generators.ifs_kernels.box_counts`)."""
+    (:func:`generators.ifs.kernels.box_counts`)."""
     counts = kernels.box_counts(mask)
     if len(counts) and counts[-1] == 0:
         return 0.0

@@ -32,7 +32,7 @@ from functools import lru_cache
 import numpy as np
 import scipy.sparse as sp
 
-from generators.pcfg_grammar import Grammar
+from generators.pcfg.grammar import Grammar
 
 #: most ancestor chains for the fast path (memory ~ 100 bytes per chain and transition)
 MAX_CHAINS = 2_000_000

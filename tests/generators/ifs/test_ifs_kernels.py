@@ -10,7 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from generators import ifs, ifs_kernels, ifs_render, ifs_tables
+from generators import ifs
+from generators.ifs import kernels as ifs_kernels
+from generators.ifs import render as ifs_render
+from generators.ifs import tables as ifs_tables
 
 OVERLAP = [[0.6, 0, 0, 0.6, 0, 0], [0.6, 0, 0, 0.6, 0.4, 0.4]]  # pieces overlap on [.4, .6]
 

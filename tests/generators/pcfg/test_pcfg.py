@@ -12,10 +12,10 @@ from pcfg_brute import enumerate_trees, string_probs
 from scipy import stats
 
 from generators import pcfg, rhm
-from generators import pcfg_inference as inf
-from generators.pcfg_cnf import to_cnf
-from generators.pcfg_grammar import GrammarError, from_dict, load, parse_text
-from generators.pcfg_presets import PRESETS, dyck, from_rhm
+from generators.pcfg import inference as inf
+from generators.pcfg.cnf import to_cnf
+from generators.pcfg.grammar import GrammarError, from_dict, load, parse_text
+from generators.pcfg.presets import PRESETS, dyck, from_rhm
 
 #: a small finite, ambiguous grammar (two parses of "a a a"), with a unary rule
 TINY = """
@@ -201,7 +201,7 @@ def test_tree_arrays_are_consistent(english):
     ({"symbols_per_level": (1, 2, 3), "rule_lengths": (1, 3)}, 8)])
 def test_layered_fast_sampler_gives_the_same_bytes_as_the_general_sampler(preset_params,
                                                                            max_length):
-    # the level-by-level path (generators.pcfg_layered) must reproduce the general
+    # the level-by-level path (generators.pcfg.layered) must reproduce the general
     # breadth-first sampler exactly, rejections (max_length=8 rejects ~60%) included
     g = pcfg.make_world(preset="layered", params=preset_params, rng=3)
     assert g.layer is not None
@@ -223,9 +223,9 @@ def test_layered_fast_sampler_gives_the_same_bytes_as_the_general_sampler(preset
                                                ({"symbols_per_level": (1, 2, 3),
                                                  "rule_lengths": (1, 3)}, 8)])
 def test_layered_kernels_equal_their_uncompiled_python(params, max_length, monkeypatch):
-    # the compiled kernels of generators.pcfg_layered against kernel.py_func (plain
+    # the compiled kernels of generators.pcfg.layered against kernel.py_func (plain
     # Python, what runs without numba): same trees, same bytes, rejections included
-    from generators import pcfg_layered as pl
+    from generators.pcfg import layered as pl
     g = pcfg.make_world(preset="layered", params=params, rng=3)
     w = pcfg._widths(g, max_length, None)
     keys = pcfg._rule_keys(g)
@@ -356,7 +356,7 @@ def test_sequences_outside_the_linear_range_fall_back_one_by_one():
 @pytest.mark.parametrize("which", ["tiny", "random_cnf"])
 def test_chart_kernel_equals_its_uncompiled_python(which, monkeypatch):
     # the compiled inside-outside kernel against kernel.py_func (what runs without numba)
-    from generators import pcfg_chart
+    from generators.pcfg import chart as pcfg_chart
     g = parse_text(TINY) if which == "tiny" else pcfg.make_world(preset="random_cnf", rng=0)
     s = pcfg.sample(g, 2000, rng=1, max_length=8, max_depth=12)
     x = s.x[s.aux["lengths"] == 6][:11, :6].astype(int)  # a tile of 8 and one of 3

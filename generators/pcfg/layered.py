@@ -36,7 +36,7 @@ import dataclasses
 import numpy as np
 
 from generators._jit import jit
-from generators.pcfg_grammar import Grammar
+from generators.pcfg.grammar import Grammar
 
 
 @dataclasses.dataclass(frozen=True)

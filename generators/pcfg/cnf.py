@@ -1,7 +1,7 @@
 """Binarisation and Chomsky normal form for PCFGs, preserving string probabilities.
 
 Binarisation keeps trees in bijection with the original ones (used by exact
-inference, :mod:`generators.pcfg_inference`); CNF also removes unary rules through
+inference, :mod:`generators.pcfg.inference`); CNF also removes unary rules through
 their closure, which preserves string probabilities but merges unary chains.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from generators.pcfg_grammar import HELPER, Grammar, from_rules
+from generators.pcfg.grammar import HELPER, Grammar, from_rules
 
 
 def binarize(g: Grammar) -> Grammar:
