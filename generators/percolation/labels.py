@@ -25,7 +25,7 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse import csgraph
 
-from generators.percolation.union_find import kruskal, ladder_kernel
+from generators.percolation.union_find import kruskal, ladder_kernel, ladder_work
 
 #: lattices and their dimension (None: any d in HYPERCUBIC_DIMS)
 LATTICE_DIMS: dict[str, int | None] = {"square": 2, "triangular": 2, "cubic": 3,
@@ -139,10 +139,13 @@ def label_ladder(fields: np.ndarray, ps: np.ndarray, shape: tuple[int, ...], off
     parent = np.zeros((n, max(K - 1, 0), N + 1), dtype=np.int32)  # untouched pages stay free
     csize = np.empty((nt, K, N), dtype=np.uint32)
     in_largest, in_spanning = np.empty((nt, K, N), dtype=bool), np.empty((nt, K, N), dtype=bool)
+    face = faces(shape)
     ladder_kernel(fields, ps, np.array(shape, dtype=np.int64),
                   np.ascontiguousarray(offs, dtype=np.int64), bool(bond), bool(periodic), wrap,
-                  faces(shape), x_rung, x, labels, n_clusters, largest, spans, parent, csize,
-                  in_largest, in_spanning)
+                  face, x_rung, x, labels, n_clusters, largest, spans, parent, csize,
+                  in_largest, in_spanning,
+                  ladder_work(F, N, K, len(offs) if bond else 1, face.size, periodic,
+                              wrap.shape[0]))
     if not site_truth:
         return Ladder(x, labels, n_clusters, largest, spans, parent, None, None, None)
     return Ladder(x, labels, n_clusters, largest, spans, parent, csize, in_largest, in_spanning)

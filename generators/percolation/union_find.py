@@ -321,12 +321,39 @@ def _truth(ids: np.ndarray, lsize: np.ndarray, lflag: np.ndarray, nc: int, csize
     _flag_sites(ids, lflag, nc, 2, in_spanning)
 
 
+def ladder_work(F: int, N: int, K: int, n_dir: int, n_faces: int, periodic: bool,
+                n_wrap: int) -> tuple[np.ndarray, ...]:
+    """Scratch arrays of :func:`ladder_kernel` for fields of ``F`` values over ``N``
+    sites, ``K`` rungs, ``n_dir`` bond directions (1 for sites), initialised as the
+    kernel expects: per value ``lev`` (rung) and ``order`` (counting sort); per site
+    ``par``, ``ids``, ``size``, ``flag``, ``sbits``, ``first`` (2 rungs), ``lsize``,
+    ``lflag``; ``par2``/``tsize`` for periodic joins (length 1 when free)."""
+    np2 = N if periodic else 1
+    ids = np.zeros(N + 1, dtype=np.int32)  # the current rung's ids; ids[N] = 0
+    lsize = np.empty(N + 1, dtype=np.uint32)  # per id; id 0 (empty) has size 0, no flags
+    lflag = np.empty(N + 1, dtype=np.uint8)
+    lsize[0] = 0
+    lflag[0] = 0
+    return (np.empty(F, dtype=np.uint8), np.empty(F, dtype=np.int32),
+            np.zeros((K + 1) * n_dir + 1, dtype=np.int64),
+            np.zeros((2, (K + 1) * n_dir), dtype=np.int64),
+            np.empty(N + 1, dtype=np.int32),  # par; slot N: where closed sites point
+            ids, np.empty(N + 1, dtype=np.int32),
+            np.zeros(N, dtype=np.uint8),  # face-0 marks (bits 1..d), wrap-touched (bit 0)
+            np.zeros(N, dtype=np.uint8),  # spanning axes of a (periodic) root
+            np.empty(n_faces + 1, dtype=np.int64),
+            np.arange(np2, dtype=np.int32), np.zeros(np2, dtype=np.int32),
+            np.empty(2 * n_wrap + 1, dtype=np.int64), np.empty((2, N + 1), dtype=np.int32),
+            lsize, lflag)
+
+
 @jit
 def ladder_kernel(fields: np.ndarray, ps: np.ndarray, shape: np.ndarray, offs: np.ndarray,
                   bond: bool, periodic: bool, wrap: np.ndarray, faces: np.ndarray,
                   x_rung: np.ndarray, x: np.ndarray, labels: np.ndarray, n_clusters: np.ndarray,
                   largest: np.ndarray, spans: np.ndarray, parent: np.ndarray,
-                  csize: np.ndarray, in_largest: np.ndarray, in_spanning: np.ndarray) -> None:
+                  csize: np.ndarray, in_largest: np.ndarray, in_spanning: np.ndarray,
+                  work: tuple) -> None:
     """Label every rung of the ladder ``ps`` (K,) for each sample's field.
 
     ``fields`` (n, F): uniform values, F = N sites (site) or n_off·N bonds (bond
@@ -339,6 +366,8 @@ def ladder_kernel(fields: np.ndarray, ps: np.ndarray, shape: np.ndarray, offs: n
     ``largest`` (n, K); ``spans`` (n, K, d) bool, False-filled; ``parent``
     (n, K-1, N+1) int32, zero-filled; per-site truth ``csize``, ``in_largest``,
     ``in_spanning`` (n, K, N), written only when their first axis is n.
+    ``work``: the scratch arrays of :func:`ladder_work` (allocated by the caller with
+    numpy, whose large blocks take transparent huge pages: fewer first-touch faults).
     """
     n = fields.shape[0]
     K = ps.size
@@ -354,25 +383,8 @@ def ladder_kernel(fields: np.ndarray, ps: np.ndarray, shape: np.ndarray, offs: n
             ostride[o] += offs[o, a] * stride
     border = _border(shape, offs)
     n_dir = n_off if bond else 1
-    lev = np.empty(fields.shape[1], dtype=np.uint8)
-    order = np.empty(fields.shape[1], dtype=np.int32)
-    start = np.zeros((K + 1) * n_dir + 1, dtype=np.int64)
-    cnt = np.zeros((2, (K + 1) * n_dir), dtype=np.int64)
-    par = np.empty(N + 1, dtype=np.int32)  # slot N: where closed sites point
-    ids = np.zeros(N + 1, dtype=np.int32)  # the current rung's ids; ids[N] = 0
-    size = np.empty(N + 1, dtype=np.int32)
-    flag = np.zeros(N, dtype=np.uint8)  # face-0 marks (bits 1..d), wrap-touched (bit 0)
-    sbits = np.zeros(N, dtype=np.uint8)  # spanning axes of a (periodic) root
-    slist = np.empty(faces.size + 1, dtype=np.int64)
-    np2 = N if periodic else 1
-    par2 = np.arange(np2).astype(np.int32)
-    tsize = np.zeros(np2, dtype=np.int32)
-    touched = np.empty(2 * wrap.shape[0] + 1, dtype=np.int64)
-    first = np.empty((2, N + 1), dtype=np.int32)
-    lsize = np.empty(N + 1, dtype=np.uint32)  # per id; id 0 (empty) has size 0, no flags
-    lflag = np.empty(N + 1, dtype=np.uint8)
-    lsize[0] = 0
-    lflag[0] = 0
+    (lev, order, start, cnt, par, ids, size, flag, sbits, slist, par2, tsize, touched, first,
+     lsize, lflag) = work
     for s in range(n):
         _rungs(fields[s], ps, x_rung[s], x[s], lev, order, start, cnt, n_dir)
         for i in range(N + 1):
