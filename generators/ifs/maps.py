@@ -21,7 +21,6 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import optimize, stats
 
 #: largest singular value a random or jittered map may have: strictly below 1 so
 #: that depth ``D`` shrinks the attractor by at least ``0.99**D``.
@@ -207,6 +206,8 @@ def random_system(gen: np.random.Generator, n_maps: int, dim: int,
     elif dim == 1:
         linear = (sv * gen.choice([-1.0, 1.0], size=(n_maps, 1)))[:, :, None]
     else:
+        from scipy import stats  # imported here: scipy.stats costs 0.3 s at import
+
         u = stats.ortho_group.rvs(dim, size=n_maps, random_state=gen).reshape(n_maps, dim, dim)
         v = stats.ortho_group.rvs(dim, size=n_maps, random_state=gen).reshape(n_maps, dim, dim)
         linear = u @ (sv[:, :, None] * v)
@@ -240,6 +241,8 @@ def similarity_dimension(ratios: Sequence[float] | np.ndarray) -> float:
         raise ValueError(f"ratios={r.tolist()} must be numbers in (0, 1)")
     if len(r) == 1:
         return 0.0
+    from scipy import optimize  # imported on use, like scipy.stats above
+
     return float(optimize.brentq(lambda s: np.sum(r**s) - 1.0, 0.0, 64.0, xtol=1e-14))
 
 
