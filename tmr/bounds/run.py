@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tmr import bounds as B
+from tmr.bounds import core as B
 
 SCHEMES = ("pca",)
 COLUMNS = ("site", "scheme", "keep", "observable", "n_inputs", "eps", "status", "certified",
@@ -82,9 +82,9 @@ def site_activations(run_dir: str | Path, site: str, n: int, *, step: int | None
     """(model in eval mode, activations h (n', *site_shape) float64, root labels (n',)) on the
     first n' = min(n, n_test) test inputs of a one-target (task.kind='root') run."""
     from generators import streams
-    from tmr.data_adapter import prepare_task
     from tmr.hooks import run_with_cache
     from tmr.train import SEED_STREAMS, load_run
+    from tmr.train.data_adapter import prepare_task
 
     run_dir = Path(run_dir)
     model, cfg, data_path = load_run(run_dir, step)

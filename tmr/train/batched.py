@@ -27,8 +27,8 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from tmr.config import to_dict
-from tmr.data_adapter import IGNORE
-from tmr.train import (
+from tmr.train.data_adapter import IGNORE
+from tmr.train.loop import (
     Prepared,
     Progress,
     TrainConfig,

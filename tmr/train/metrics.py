@@ -30,8 +30,8 @@ from tmr.metrics.table import DEFAULT_METRICS, layer_metric_rows, write_table_at
 from tmr.probes import collect_activations
 
 if TYPE_CHECKING:
-    from tmr.data_adapter import TaskData
     from tmr.models import HookedModel
+    from tmr.train.data_adapter import TaskData
 
 __all__ = ["CHEAP_METRICS", "MetricsConfig", "metric_steps", "record_metrics"]
 

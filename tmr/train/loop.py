@@ -37,7 +37,6 @@ from torch import nn
 from generators import streams
 from tmr import io
 from tmr.config import ConfigError, apply_overrides, from_dict, read_toml, to_dict
-from tmr.data_adapter import TaskData, prepare_task
 from tmr.metrics.table import write_table_atomic
 from tmr.models import HookedModel, InputSpec, ModelConfig, build_model
 from tmr.probes import (
@@ -47,7 +46,8 @@ from tmr.probes import (
     posterior_ceiling,
     probe_grid,
 )
-from tmr.train_metrics import MetricsConfig, record_metrics
+from tmr.train.data_adapter import TaskData, prepare_task
+from tmr.train.metrics import MetricsConfig, record_metrics
 
 Progress = Callable[[str, int, int], None]
 SEED_STREAMS = ("init", "train", "split", "probe")
