@@ -88,7 +88,7 @@ def metric_steps(out: Path, steps: str) -> list[tuple[int, Path]]:
 
 class PreparedRun(Protocol):
     """What :func:`record_metrics` reads of a prepared run (:class:`tmr.train.Prepared`
-    satisfies it); a protocol here keeps imports one way, train -> train_metrics."""
+    satisfies it); a protocol here keeps imports one way, loop -> metrics."""
 
     @property
     def cfg(self) -> Any: ...
