@@ -93,3 +93,36 @@ def test_old_names_still_resolve() -> None:
                      "result = [a is b is c is generators.percolation_mf,"
                      " callable(pcfg.sample), hasattr(a, 'Config')]")
     assert r == [True, True, True]
+
+
+KERNELS = '''
+import numpy as np
+from generators._jit import jit
+
+@jit
+def inner(x):
+    return 2 * x
+
+@jit
+def outer(a):
+    s = 0
+    for v in a:
+        s += inner(v)
+    return s
+'''
+
+
+def test_a_kernel_calling_a_kernel_compiles_on_first_call(tmp_path) -> None:
+    (tmp_path / "two_kernels.py").write_text(KERNELS)
+    r = loaded_after(f"import sys\nsys.path.insert(0, {str(tmp_path)!r})\n"
+                     "import numpy as np, two_kernels as k\n"
+                     "from generators import _jit\n"
+                     "lazy = [type(k.inner).__name__, type(k.outer).__name__]\n"
+                     "got = int(k.outer(np.arange(5)))\n"
+                     "plain = int(k.outer.py_func(np.arange(5)))\n"
+                     "rebound = type(k.inner).__name__ != 'LazyKernel'\n"
+                     "result = {'lazy': lazy, 'got': got, 'plain': plain, "
+                     "'rebound': rebound, 'have': _jit.HAVE_NUMBA}")
+    assert r["lazy"] == ["LazyKernel", "LazyKernel"]  # nothing compiled at import
+    assert r["got"] == r["plain"] == 2 * sum(range(5))
+    assert r["rebound"] == r["have"]  # the callee became a numba dispatcher when compiled
