@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from tmr import bounds as B
+from tmr.bounds import core as B
 
 EPS = (0.1, 1.0, 5.0)
 KEEP = 8

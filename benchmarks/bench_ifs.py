@@ -11,9 +11,11 @@ Baselines, plain numpy written here and measured in the same run: points by
 ``Generator.choice``); images by the same points binned with ``np.histogram2d``
 and no address maps at all (what public fractal renderers compute). Peak memory is
 the tracemalloc peak of numpy allocations during one call (the compiled kernels'
-own scratch, a few kB, is not traced). Single process, single thread (numpy's
-element-wise code, the RNG and the kernels of ``generators.ifs_kernels`` are
-single-threaded); the kernels are compiled, or loaded from numba's cache, before
+own scratch, a few kB, is not traced). Rates are per wall-clock second of the whole
+call (best of the repeats), with the process CPU seconds of the same call beside
+them. Single process, single thread (numpy's element-wise code, the RNG and the
+kernels of ``generators.ifs.kernels`` are single-threaded);
+the kernels are compiled, or loaded from numba's cache, before
 any timing.
 """
 
@@ -23,9 +25,10 @@ import argparse
 from functools import partial
 
 import numpy as np
-from _timing import measure  # benchmarks/ is on sys.path when run as a script
+from _timing import measure, timed  # benchmarks/ is on sys.path when run as a script
 
-from generators import ifs, ifs_render
+from generators import ifs
+from generators.ifs import render as ifs_render
 
 DEPTH = 12
 SIZE = 256
@@ -79,19 +82,21 @@ def main() -> None:
                        soft_levels=soft)
         ifs_render.render(w, 0, 0, image_size=SIZE, n_points=10, depth=DEPTH, soft_levels=0)
     print(f"points, D = {DEPTH}, full addresses\n")
-    print("| system | n | points/s | peak MB | baseline points/s | baseline peak MB | "
-          "speed-up |")
-    print("|---|---|---|---|---|---|---|")
+    print("| system | n | wall s | CPU s | points/s | peak MB | baseline points/s | "
+          "baseline peak MB | speed-up |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for label, w in worlds().items():
-        t, mem = measure(partial(ifs.sample, w, args.n, rng=1, depth=DEPTH), args.repeats)
+        r = timed(partial(ifs.sample, w, args.n, rng=1, depth=DEPTH), args.repeats)
+        t, mem = r.wall, r.traced_mb
         nb = args.n // 4  # the baseline is slow; its rate does not depend on n
         tb, memb = measure(partial(baseline_points, w, nb, 1), args.repeats)
-        print(f"| {label} | {args.n:,} | {args.n / t:,.0f} | {mem:,.0f} | {nb / tb:,.0f} | "
+        print(f"| {label} | {args.n:,} | {t:.3f} | {r.cpu:.3f} | {args.n / t:,.0f} | "
+              f"{mem:,.0f} | {nb / tb:,.0f} | "
               f"{memb * args.n / nb:,.0f} (scaled) | {(args.n / t) / (nb / tb):.1f}x |")
     print(f"\nimages, {SIZE} px, {N_POINTS:,} points each, address maps at levels 1..3\n")
-    print("| system | soft levels | images/s | peak MB | baseline images/s (no addresses) "
-          "| speed-up |")
-    print("|---|---|---|---|---|---|")
+    print("| system | soft levels | wall s | CPU s | images/s | peak MB | baseline images/s "
+          "(no addresses) | speed-up |")
+    print("|---|---|---|---|---|---|---|---|")
     m = args.images
     for label, w in worlds().items():
         tb, _ = measure(partial(baseline_images, w, m // 4), args.repeats)
@@ -100,8 +105,10 @@ def main() -> None:
                 return ifs.sample(w, m, rng=1, mode="images", image_size=SIZE,
                                   n_points=N_POINTS, depth=DEPTH, n_address_levels=3,
                                   soft_levels=s)
-            t, mem = measure(draw, args.repeats)
-            print(f"| {label} | {soft} | {m / t:,.1f} | {mem:,.0f} | {(m // 4) / tb:,.1f} | "
+            r = timed(draw, args.repeats)
+            t, mem = r.wall, r.traced_mb
+            print(f"| {label} | {soft} | {t:.3f} | {r.cpu:.3f} | {m / t:,.1f} | {mem:,.0f} | "
+                  f"{(m // 4) / tb:,.1f} | "
                   f"{(m / t) / ((m // 4) / tb):.1f}x |")
     w = worlds()["sierpinski (K=3, uniform)"]
     def renders() -> object:

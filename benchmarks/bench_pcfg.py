@@ -2,7 +2,7 @@
 
     python benchmarks/bench_pcfg.py [--n 65536] [--repeats 2] [--threads 1]
 
-Cases from issue 5:
+Cases:
 
 1. the layered cfg3-style preset (mean length 251, max_length 400), full trees
    (spans, parents, rules, per-token ancestors at every depth);
@@ -10,18 +10,20 @@ Cases from issue 5:
    CNF grammar with 10 nonterminals;
 3. exact next-token distributions of every prefix of one layered sequence (lengths
    100, 200, 400);
-4. soft levels (per-depth ancestor posteriors, :mod:`generators.pcfg_soft`) of 256
+4. soft levels (per-depth ancestor posteriors, :mod:`generators.pcfg.soft`) of 256
    sampled strings of the layered preset.
 
 Baselines, written here and measured in the same run: (1) a per-sequence Python
 sampler with an explicit stack that returns the string only (what public PCFG code
 does); (2) a per-sequence, per-span numpy CKY inside pass (no outside). BLAS is
-limited to ``--threads`` threads (1 = the issue's "one core"). Throughputs use the
-process CPU time (fair on a shared machine; wall times are printed below the table).
-Peak memory is the tracemalloc peak of one call. Next-token distributions of the
-layered grammar are also timed with the general prefix-probability chart (the
-previous method) up to length 200, and soft levels with the scipy sparse mat-vec
-recursion (the previous method, now the fallback without numba) on the first
+limited to ``--threads`` threads (1 = one core). Throughputs use the wall-clock time
+of the whole call (best of the repeats); the process CPU seconds of the same calls are
+printed below the table (on a loaded machine wall exceeds CPU by the time spent
+waiting for a core). Peak memory is the tracemalloc peak of one call. Next-token
+distributions of the layered grammar are also timed with the general
+prefix-probability chart (the previous method) up to length 200, and soft levels
+with the scipy sparse mat-vec recursion (the previous method, now the fallback
+without numba) on the first
 ``--soft-baseline`` of the same strings. Sampling, inside-outside and soft levels run
 compiled kernels (numba, :mod:`generators._jit`); they are compiled (or loaded from
 the on-disk cache) before anything is timed.
@@ -44,15 +46,14 @@ def _limit_threads(argv: list[str]) -> None:
 
 _limit_threads(sys.argv)
 
-import time  # noqa: E402
-import tracemalloc  # noqa: E402
-
 import numpy as np  # noqa: E402
+from _timing import timed  # noqa: E402  (benchmarks/ is on sys.path)
 
-from generators import pcfg, pcfg_soft  # noqa: E402
-from generators import pcfg_inference as inf  # noqa: E402
+from generators import pcfg  # noqa: E402
 from generators._jit import HAVE_NUMBA  # noqa: E402
-from generators.pcfg_grammar import Grammar  # noqa: E402
+from generators.pcfg import inference as inf  # noqa: E402
+from generators.pcfg import soft as pcfg_soft  # noqa: E402
+from generators.pcfg.grammar import Grammar  # noqa: E402
 
 
 def baseline_sample(g: Grammar, n: int, seed: int, max_length: int) -> list[list[int]]:
@@ -99,25 +100,16 @@ def baseline_inside(g: Grammar, x: np.ndarray) -> np.ndarray:
     return np.array(out)
 
 
-#: wall-clock seconds of every measure() call, next to the CPU seconds it reports (on a
-#: shared, loaded machine the process CPU time is the fair single-core figure)
-WALL: list[float] = []
+#: CPU seconds of every measure() call, beside the wall seconds it reports
+CPU: list[float] = []
 
 
 def measure(fn, repeats: int) -> tuple[float, float]:
-    """(best process CPU seconds, peak MB of one call); the best wall time goes to WALL."""
-    tracemalloc.start()
-    fn()
-    peak = tracemalloc.get_traced_memory()[1] / 2**20
-    tracemalloc.stop()
-    best = wall = float("inf")
-    for _ in range(repeats):
-        t0, c0 = time.perf_counter(), time.process_time()
-        fn()
-        best = min(best, time.process_time() - c0)
-        wall = min(wall, time.perf_counter() - t0)
-    WALL.append(wall)
-    return best, peak
+    """(best wall seconds of the whole call, tracemalloc peak MB of one call); the CPU
+    seconds of that call go to CPU (:func:`_timing.timed`)."""
+    t = timed(fn, repeats)
+    CPU.append(t.cpu)
+    return t.wall, t.traced_mb
 
 
 def main() -> None:
@@ -190,9 +182,9 @@ def main() -> None:
           f"{tok / len(xs):.0f} | {len(xs)} | {len(xs) / t:,.0f} seq/s, {tok / t / 1e3:,.0f} k "
           f"tokens/s | {mem:,.0f} | {nb / tb:,.1f} seq/s, {tokb / tb / 1e3:,.1f} k tokens/s "
           f"(scipy mat-vecs, first {nb}) | {memb:,.0f} | {(tok / t) / (tokb / tb):,.0f}x |")
-    print(f"\nTimes are process CPU seconds (BLAS {args.threads} thread; numba "
-          f"{'on' if HAVE_NUMBA else 'off'}); best wall seconds of the same calls: "
-          f"{', '.join(f'{w:.3g}' for w in WALL)}")
+    print(f"\nTimes are wall-clock seconds of the whole call (BLAS {args.threads} thread; "
+          f"numba {'on' if HAVE_NUMBA else 'off'}); process CPU seconds of the same calls: "
+          f"{', '.join(f'{c:.3g}' for c in CPU)}")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ import torch
 
 from tmr import io
 from tmr.config import data_config_from_dict
-from tmr.data_adapter import adapt_x
 from tmr.models import ModelConfig, build_model, input_spec
 from tmr.probes import (
     ProbeConfig,
@@ -34,6 +33,7 @@ from tmr.probes import (
     random_split,
     type_ids,
 )
+from tmr.train.data_adapter import adapt_x
 
 SITES = ["embed", "layers.0.post", "layers.1.post", "layers.2.post", "layers.3.post", "head"]
 

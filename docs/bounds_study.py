@@ -10,8 +10,8 @@ Runs (configs/rhm.toml data; ``make demo`` gives the CNN):
     tmr train-and-probe configs/train_rhm_mlp.toml --data data/demo_rhm.h5 --out runs/study_mlp
     PYTHONPATH=. python docs/bounds_study.py [--cnn runs/demo_cnn] [--mlp runs/study_mlp]
 
-Uses only the library behind ``tmr bound`` (``tmr.bounds_run.bound_run``, one torch thread;
-a few minutes on CPU). Definitions (background.md §5, tmr/bounds.py):
+Uses only the library behind ``tmr bound`` (``tmr.bounds.run.bound_run``, one torch thread;
+a few minutes on CPU). Definitions (background.md §5, tmr/bounds/core.py):
 - D(ε) = max_{‖z‖₂≤ε} |g(h + Vz) − g(h)|, g = root-class logit margin l_y − max_{j≠y} l_j;
   certified = min(CROWN, Lipschitz) upper bound, empirical = PGD lower bound;
   tightness = mean certified / mean PGD over inputs (≥ 1; 1 = tight);
@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 
 from tmr import bounds as B
-from tmr.bounds_run import COLUMNS, bound_run, site_activations
+from tmr.bounds.run import COLUMNS, bound_run, site_activations
 
 FACTORS = (0.1, 0.3, 1.0, 3.0, 10.0)  # ε / ε_nat ladder; 1 is the natural-scale point
 NATURAL = FACTORS.index(1.0)

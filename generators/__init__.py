@@ -8,20 +8,40 @@ Each generator follows one protocol (see :mod:`generators.base`)::
     s.x, s.levels, s.level_names
 
 and is listed in :data:`REGISTRY` by name.
+
+Families load lazily: ``import generators`` imports none of them, and an attribute
+such as ``generators.pcfg`` imports that family (and only it) on first access
+(module ``__getattr__``, PEP 562). Compiled kernels are built on their first call
+(:mod:`generators._jit`), so neither ``import generators`` nor ``import generators.rhm``
+imports numba.
 """
 
-from generators import ifs, pcfg, percolation, percolation_mf, rhm
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from generators._rng import as_generator, as_seed_sequence, stream, streams
 from generators.base import GeneratorSpec, HierarchicalSample, concat
+from generators.registry import FAMILIES, Registry
 
-#: name -> (config dataclass, module)
-REGISTRY: dict[str, GeneratorSpec] = {
-    "rhm": GeneratorSpec("rhm", rhm.Config, rhm),
-    "pcfg": GeneratorSpec("pcfg", pcfg.Config, pcfg),
-    "percolation": GeneratorSpec("percolation", percolation.Config, percolation),
-    "percolation_mf": GeneratorSpec("percolation_mf", percolation_mf.Config, percolation_mf),
-    "ifs": GeneratorSpec("ifs", ifs.Config, ifs),
-}
+if TYPE_CHECKING:  # the type checker sees the attributes __getattr__ resolves
+    from generators import ifs, pcfg, percolation, percolation_mf, rhm
+
+#: name -> (config dataclass, module); a family's module is imported on first lookup
+REGISTRY: Registry = Registry(FAMILIES)
+
+
+def __getattr__(name: str) -> Any:
+    """Import a family on first access (``generators.pcfg`` -> :mod:`generators.pcfg`)."""
+    if name in FAMILIES:
+        return importlib.import_module(FAMILIES[name])
+    raise AttributeError(f"module 'generators' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *FAMILIES})
+
 
 __all__ = [
     "REGISTRY",

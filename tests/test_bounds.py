@@ -1,4 +1,4 @@
-"""Properties of the separation-of-scales bounds (tmr/bounds.py, background.md §5)."""
+"""Properties of the separation-of-scales bounds (tmr/bounds/core.py, background.md §5)."""
 
 from __future__ import annotations
 

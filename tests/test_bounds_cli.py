@@ -75,7 +75,7 @@ def test_natural_scale_is_the_quantile_of_projected_norms() -> None:
     import numpy as np
 
     from tmr.bounds import natural_scale
-    from tmr.bounds_run import parse_eps
+    from tmr.bounds.run import parse_eps
 
     rng = np.random.default_rng(0)
     acts = rng.normal(size=(501, 5)) * np.array([3.0, 2.0, 1.0, 0.5, 0.1])  # (n, d)

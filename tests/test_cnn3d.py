@@ -16,10 +16,10 @@ from typer.testing import CliRunner
 
 from generators import percolation
 from tmr.cli import app
-from tmr.data_adapter import lattice_dim
 from tmr.hooks import run_with_cache
 from tmr.models import HookedModel, InputSpec, ModelConfig, build_model, input_spec
 from tmr.train import load_run
+from tmr.train.data_adapter import lattice_dim
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 runner = CliRunner()

@@ -16,12 +16,12 @@ import torch
 from generators import HierarchicalSample, percolation
 from tmr import io
 from tmr.config import data_config_from_dict
-from tmr.data_adapter import aux_target
 from tmr.hooks import run_with_cache
 from tmr.models import HookedModel, InputSpec, ModelConfig, build_model
 from tmr.probe_targets import aux_level, pool_majority, probe_levels
 from tmr.probes import MEAN_POSITION, ProbeConfig, balanced_accuracy, probe_grid
 from tmr.train import load_run, load_train_config, read_metrics, run
+from tmr.train.data_adapter import aux_target
 
 
 def _grid_model(shape: tuple[int, ...], kind: str, **cfg: Any) -> HookedModel:

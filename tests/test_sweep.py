@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from tmr import io
-from tmr.batched import seed_groups, train_seeds
 from tmr.config import ConfigError, data_config_from_dict
 from tmr.sweep import collect, expand, run_sweep
 from tmr.train import load_train_config, prepare, train
+from tmr.train.batched import seed_groups, train_seeds
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 TINY = ['optim.steps=30', 'optim.eval_every=10', 'device="cpu"', 'model.width=8',

@@ -356,7 +356,7 @@ def bound(
     under perturbations in a site's tail subspace, beside the relevant subspace at equal ε."""
     import torch
 
-    from tmr.bounds_run import bound_run, parse_eps, save
+    from tmr.bounds.run import bound_run, parse_eps, save
 
     torch.set_num_threads(max(threads, 1))
     try:

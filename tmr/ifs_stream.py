@@ -1,6 +1,6 @@
 """Streaming IFS images: a torch IterableDataset that renders on the fly.
 
-Image ``i`` is :func:`generators.ifs_render.render` ``(world, i, seed)``: it depends
+Image ``i`` is :func:`generators.ifs.render.render` ``(world, i, seed)``: it depends
 only on the index and the seed, so the stream holds the same images whatever the
 number of ``DataLoader`` workers (worker ``w`` of ``W`` renders indices
 ``w, w+W, …``; with ``batch_size=None`` the loader's round robin restores index
@@ -15,7 +15,8 @@ from typing import Any
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from generators import ifs, ifs_render
+from generators import ifs
+from generators.ifs import render as ifs_render
 
 
 class IFSImageStream(IterableDataset):

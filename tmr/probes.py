@@ -140,7 +140,7 @@ def balanced_accuracy(y_true: torch.Tensor, y_pred: torch.Tensor) -> float:
 def posterior_ceiling(sample: Any, levels: Sequence[str], *, step: int, seed: int
                       ) -> list[dict[str, Any]]:
     """What the input itself determines about each level, for PCFG samples drawn with
-    ``soft_levels`` (``aux["posterior_depth{d}"]``, :mod:`generators.pcfg_soft`).
+    ``soft_levels`` (``aux["posterior_depth{d}"]``, :mod:`generators.pcfg.soft`).
 
     Rows (the :data:`COLUMNS`, site ``"posterior_map"``, split ``"all"``) per level
     ``depth{d}`` and position and averaged over positions: ``accuracy``, the balanced
@@ -149,7 +149,7 @@ def posterior_ceiling(sample: Any, levels: Sequence[str], *, step: int, seed: in
     ``mean_max_posterior``, the mean over tokens of ``max_A P(...)``, its expected
     plain accuracy. A probe cannot beat them on average: they are the ceiling lines
     for ambiguous grammars. Empty when the sample has no posteriors."""
-    from generators import pcfg_soft
+    from generators.pcfg import soft as pcfg_soft
 
     rows: list[dict[str, Any]] = []
     for name in levels:

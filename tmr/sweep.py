@@ -118,7 +118,7 @@ def run_group(trains: list[dict[str, Any]], data: dict[str, Any] | None, out_dir
     """Runs that share one data config: make the data file if needed (atomically;
     concurrent jobs that share it may both write, the rename keeps one whole file),
     train several seeds as one stacked model when there are several
-    (:func:`tmr.batched.train_seeds`), then probe and plot each run."""
+    (:func:`tmr.train.batched.train_seeds`), then probe and plot each run."""
     import torch
 
     from tmr import io
@@ -135,7 +135,7 @@ def run_group(trains: list[dict[str, Any]], data: dict[str, Any] | None, out_dir
         trains = [{**t, "data_path": str(data_path)} for t in trains]
     cfgs = [from_dict(TrainConfig, t) for t in trains]
     if len(cfgs) > 1:
-        from tmr.batched import train_seeds
+        from tmr.train.batched import train_seeds
 
         train_seeds(cfgs, out_dirs)
     return [str(train_run(c, d)) for c, d in zip(cfgs, out_dirs, strict=True)]
