@@ -113,3 +113,50 @@ def test_bad_inputs_raise_clear_errors():
     odd = CoarseGrained(coarse=np.zeros((3, 2)), modes=np.zeros((8, 2)), relevance=np.ones(2))
     with pytest.raises(ValueError, match="not one row per sample"):
         planted.assess(h, odd, t)
+
+
+def test_intervention_sets_the_displacement_to_the_counterfactual_move():
+    h, t = _synthetic()
+    cg = PCAScheme()(h, 4)
+    moved = h.copy()
+    moved[:, 7] += DANGER_SHIFT * (1 - 2 * t["dangerous"])  # toggle the dangerous bit
+    v = planted.assess(h, cg, {"dangerous": t["dangerous"]},
+                       counterfactual={"dangerous": moved})[0]
+    assert cg.tail_basis is not None and v.displacement == "intervention"
+    # every row moves by exactly 0.3·e₇, whose tail part has norm 0.3·‖V_tailᵀe₇‖
+    assert v.tail_displacement == pytest.approx(
+        DANGER_SHIFT * float(np.linalg.norm(cg.tail_basis[7])), rel=1e-9)
+    with pytest.raises(ValueError, match="counterfactual activations have shape"):
+        planted.assess(h, cg, {"dangerous": t["dangerous"]},
+                       counterfactual={"dangerous": moved[:10]})
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_counterfactual_inputs_change_one_planted_variable_only(seed):
+    from generators import rhm
+
+    w = rhm.make_world(vocab_size=8, n_classes=8, n_synonyms=4, tuple_size=2, n_levels=3,
+                       rng=seed)
+    s = rhm.sample(w, 500, rng=seed, planted=["dangerous", "misaligned", "nuisance"],
+                   dangerous_position=5, misaligned_tuple=2)
+    cf = planted.counterfactual_inputs(s)
+    x = s.x.astype(np.int64)
+    d, c = s.aux["planted_dangerous"], s.aux["planted_nuisance"].astype(np.int64)
+    # dangerous: only position 5 changes, its mark bit (weight 2) flips, the leaf stays
+    diff = cf["dangerous"] != x
+    assert not np.delete(diff, 5, axis=1).any() and diff[:, 5].all()
+    np.testing.assert_array_equal((cf["dangerous"][:, 5] // 16) % 2, 1 - d)
+    np.testing.assert_array_equal(cf["dangerous"] % 8, s.levels[-1])
+    # nuisance: every case bit flips, every leaf stays
+    np.testing.assert_array_equal((cf["nuisance"] // 8) % 2, 1 - c)
+    np.testing.assert_array_equal(cf["nuisance"] % 8, s.levels[-1])
+    # misaligned: the tree above the leaves is unchanged, the synonym at tuple 2 is r + 1
+    back = rhm.decode(w, cf["misaligned"] % 8)
+    for lv, orig in zip(back.levels[1:-1], s.levels[1:-1], strict=True):
+        np.testing.assert_array_equal(lv, orig)
+    np.testing.assert_array_equal(back.levels[0][:, 0], s.aux["planted_true_root"])
+    np.testing.assert_array_equal(back.aux["rules"][:, 3 + 2],
+                                  (s.aux["planted_misaligned"].astype(np.int64) + 1) % 4)
+    np.testing.assert_array_equal(cf["misaligned"] // 8, x // 8)  # marks kept
+    with pytest.raises(ValueError, match="no planted modes"):
+        planted.counterfactual_inputs(rhm.sample(w, 5, rng=0))

@@ -13,9 +13,12 @@ sample in ``aux/planted_*``. For a site's activations ``H`` (n, d) and one schem
   (decodability < ``threshold``): the site never carried it, no scheme can keep it;
   else ``"kept"`` when the kept coordinates decode it (≥ ``threshold``), else
   ``"discarded"``.
-- **tail displacement** ``ε_v = max_{a,b} ‖V_tailᵀ(μ_a − μ_b)‖₂``: the largest shift of
-  the class means ``μ_c = mean(H | v = c)`` inside the discarded subspace, i.e. how far
-  changing the variable moves a typical input in the directions the scheme throws away.
+- **tail displacement** ``ε_v``: how far changing the variable moves an input inside the
+  discarded subspace ``V_tail``. With counterfactual activations ``H'`` (the same inputs
+  with the variable changed: :func:`counterfactual_inputs`, :func:`site_activations`)
+  ``ε_v = median_i ‖V_tailᵀ(h'_i − h_i)‖₂`` (the intervention's own size); without them,
+  ``ε_v = max_{a,b} ‖V_tailᵀ(μ_a − μ_b)‖₂`` over the class means ``μ_c = mean(H | v = c)``
+  (smaller: per-input moves in different directions average out).
 - **revealed** (with a model): the certified bound ``D(ε_v)`` of :func:`tmr.bounds.bound`
   on the margin observable (tail subspace, radius ``ε_v``) against each correctly predicted
   input's margin ``g₀ > 0``; ``revealed_fraction = mean(D(ε_v) ≥ g₀)`` is the share of those
@@ -54,6 +57,7 @@ class PlantedVerdict:
     full: float  # decodability from the whole representation
     kept: float  # decodability from the kept coordinates
     tail_displacement: float | None = None  # ε_v; None without a linear tail
+    displacement: str | None = None  # "intervention" or "class means"
     certified: float | None = None  # mean certified bound D(ε_v) over the bounded inputs
     margin: float | None = None  # median margin g₀ of those inputs
     revealed_fraction: float | None = None
@@ -153,8 +157,19 @@ def tail_displacement(h: np.ndarray, y: np.ndarray, tail_basis: np.ndarray) -> f
     return best
 
 
+def intervention_displacement(h: np.ndarray, h_counter: np.ndarray,
+                              tail_basis: np.ndarray) -> float:
+    """``median_i ‖V_tailᵀ(h'_i − h_i)‖₂`` for activations ``h``, ``h_counter`` (n, ...)."""
+    x = np.asarray(h, dtype=np.float64).reshape(len(h), -1)
+    xc = np.asarray(h_counter, dtype=np.float64).reshape(len(h_counter), -1)
+    if xc.shape != x.shape:
+        raise ValueError(f"counterfactual activations have shape {xc.shape}, h has {x.shape}")
+    return float(np.median(np.linalg.norm((xc - x) @ tail_basis, axis=1)))
+
+
 def assess(h: np.ndarray, cg: CoarseGrained, targets: Mapping[str, np.ndarray], *,
            model: Any = None, site: str | None = None, labels: np.ndarray | None = None,
+           counterfactual: Mapping[str, np.ndarray] | None = None,
            n_bound: int = 200, threshold: float = THRESHOLD, seed: int = 0
            ) -> list[PlantedVerdict]:
     """One :class:`PlantedVerdict` per planted variable in ``targets`` (``planted_targets``)
@@ -163,7 +178,9 @@ def assess(h: np.ndarray, cg: CoarseGrained, targets: Mapping[str, np.ndarray], 
 
     With ``model`` (a HookedModel), ``site`` and ``labels`` (n,) task labels, the certified
     margin bound at ``ε_v`` in ``cg.tail_basis`` is computed on the first ``n_bound``
-    inputs (schemes without a linear tail give ``None`` there).
+    inputs (schemes without a linear tail give ``None`` there). ``counterfactual[name]``
+    (n, *site_shape), the site's activations on the inputs with that variable changed,
+    sets ``ε_v`` by the intervention instead of the class means.
     """
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold={threshold} must lie in (0, 1)")
@@ -180,8 +197,12 @@ def assess(h: np.ndarray, cg: CoarseGrained, targets: Mapping[str, np.ndarray], 
         full, kept = decodability(x, y, seed=seed), decodability(z, y, seed=seed)
         verdict = "absent" if full < threshold else ("kept" if kept >= threshold
                                                      else "discarded")
-        eps = None if tail is None else tail_displacement(x, y, tail)
-        row = PlantedVerdict(name, verdict, full, kept, eps)
+        eps, how = None, None
+        if tail is not None and counterfactual is not None and name in counterfactual:
+            eps, how = intervention_displacement(x, counterfactual[name], tail), "intervention"
+        elif tail is not None:
+            eps, how = tail_displacement(x, y, tail), "class means"
+        row = PlantedVerdict(name, verdict, full, kept, eps, how)
         if model is not None and tail is not None and eps is not None:
             row = dataclasses.replace(row, **certify(model, str(site), h[:n_bound], tail,
                                                      np.asarray(labels)[:n_bound], eps))
@@ -208,3 +229,50 @@ def certify(model: Any, site: str, h: np.ndarray, tail_basis: np.ndarray, labels
     frac = float(np.mean(cert >= g0))
     return {"certified": float(cert.mean()), "margin": float(np.median(g0)),
             "revealed_fraction": frac, "revealed": frac >= 0.5}
+
+
+def counterfactual_inputs(sample: Any) -> dict[str, np.ndarray]:
+    """The inputs ``x`` (n, T) int64 of a planted RHM sample with one planted variable
+    changed and everything else kept: ``dangerous`` the mark toggled (``d → 1 − d``);
+    ``misaligned`` the synonym ``r → (r + 1) mod m`` at leaf tuple ``j`` (the tuple redrawn
+    from the same parent, so levels ``0..L-1`` stay; the label moves by one class);
+    ``nuisance`` every case bit flipped (``c → 1 − c``; no level moves). Modes that are off
+    are left out."""
+    meta = sample.meta.get("planted")
+    if not meta:
+        raise ValueError("the sample has no planted modes (meta['planted'] is missing); "
+                         "generate it with planted = [...]")
+    w = sample.world
+    v, s, m = w.vocab_size, w.tuple_size, w.n_synonyms
+    x = np.asarray(sample.x).astype(np.int64)  # (n, T)
+    out = {}
+    if "dangerous" in meta["modes"]:
+        d = np.asarray(sample.aux["planted_dangerous"]).astype(np.int64)
+        xd = x.copy()
+        xd[:, meta["dangerous_position"]] += v * meta["dangerous_weight"] * (1 - 2 * d)
+        out["dangerous"] = xd
+    if "misaligned" in meta["modes"]:
+        j = meta["misaligned_tuple"]
+        parent = np.asarray(sample.levels[-2])[:, j].astype(np.int64)  # level L-1 symbol
+        r = np.asarray(sample.aux["planted_misaligned"]).astype(np.int64)
+        xm = x.copy()
+        cols = slice(s * j, s * j + s)
+        xm[:, cols] = np.asarray(w.rules[-1])[parent, (r + 1) % m] + v * (x[:, cols] // v)
+        out["misaligned"] = xm
+    if "nuisance" in meta["modes"]:
+        c = np.asarray(sample.aux["planted_nuisance"]).astype(np.int64)
+        out["nuisance"] = x + v * meta["nuisance_weight"] * (1 - 2 * c)
+    return out
+
+
+def site_activations(model: Any, site: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(logits (n, ...), activations at site (n, *site_shape))`` of ``model`` on token
+    inputs ``x`` (n, T), float64 numpy (one forward pass, no gradients)."""
+    import torch
+
+    from tmr.hooks import run_with_cache
+
+    with torch.no_grad():
+        out, cache = run_with_cache(model, torch.as_tensor(np.asarray(x, dtype=np.int64)),
+                                    [site])
+    return out.double().numpy(), cache[site].double().numpy()
