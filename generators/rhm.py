@@ -380,15 +380,22 @@ def iter_chunks(world: World, n_samples: int, *, rng: _rng.RNGLike = None,
                 dangerous_position: int | None = None,
                 misaligned_tuple: int | None = None) -> Iterator[HierarchicalSample]:
     """``sample(world, n_samples, rng=rng, ...)`` in consecutive chunks of at most
-    ``chunk_size`` rows; the chunks concatenate to exactly that draw."""
+    ``chunk_size`` rows; the chunks concatenate to exactly that draw. Arguments are
+    checked when it is called, before the first chunk is asked for."""
     spec = _planted_spec(world, planted, dangerous_fraction, dangerous_position,
                          misaligned_tuple)
     n_samples = _check_n(n_samples)
     chunk_size = _check_int("chunk_size", chunk_size, 1)
     ss = _rng.as_seed_sequence(rng)
+    plain = _iter_plain(world, n_samples, ss, chunk_size, replacement)
+    return plain if spec is None else _planted_chunks(plain, spec, ss)
+
+
+def _planted_chunks(chunks: Iterator[HierarchicalSample], spec: rhm_planted.Planted,
+                    ss: np.random.SeedSequence) -> Iterator[HierarchicalSample]:
     start = 0
-    for chunk in _iter_plain(world, n_samples, ss, chunk_size, replacement):
-        yield chunk if spec is None else rhm_planted.plant(chunk, spec, ss, start)
+    for chunk in chunks:
+        yield rhm_planted.plant(chunk, spec, ss, start)
         start += len(chunk)
 
 

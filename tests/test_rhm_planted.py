@@ -66,6 +66,12 @@ def test_turning_modes_on_keeps_the_tree_and_each_modes_draws(seed):
     np.testing.assert_array_equal(on.x % 8, off.x)  # marks are whole multiples of v
     for m in ALL:  # a mode's ground truth does not depend on which other modes are on
         np.testing.assert_array_equal(alone[m].aux[f"planted_{m}"], on.aux[f"planted_{m}"])
+    again = rhm.sample(w, 2000, rng=seed, planted=ALL)  # same seed, same bytes
+    other = rhm.sample(w, 2000, rng=seed + 1, planted=ALL)
+    for name in ("planted_dangerous", "planted_nuisance"):
+        np.testing.assert_array_equal(again.aux[name], on.aux[name])
+        assert not np.array_equal(other.aux[name], on.aux[name])
+    np.testing.assert_array_equal(again.x, on.x)
 
 
 @pytest.mark.parametrize("f", [0.05, 0.1, 0.3])
@@ -256,3 +262,8 @@ def test_planted_spec_resolves_defaults():
     assert spec is not None and spec.dangerous_fraction == rhm_planted.DEFAULT_DANGEROUS_FRACTION
     assert spec.input_vocab_size == 16 and spec.nuisance_weight == 0
     assert rhm_planted.check((), vocab_size=8, n_classes=8, tuple_size=2, n_levels=3) is None
+
+
+def test_iter_chunks_checks_planted_options_when_called():
+    with pytest.raises(ValueError, match="dangerous_fraction=2"):
+        rhm.iter_chunks(_world(0), 10, rng=0, planted=["dangerous"], dangerous_fraction=2)
