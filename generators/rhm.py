@@ -52,6 +52,10 @@ def _package_version() -> str:
         return "0+unknown"
 
 
+#: ``tmr.config.OMIT_DEFAULT`` (spelt out: generators do not import tmr)
+_OMIT = {"omit_default": True}
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     """Parameters of an RHM dataset (``make_world`` and ``sample`` keywords)."""
@@ -64,11 +68,12 @@ class Config:
     rule_exponent: float | None = None
     root_prior: tuple[float, ...] | None = None
     replacement: bool = True
-    #: planted failure modes (``generators.rhm_planted``; off by default)
-    planted: tuple[str, ...] = ()
-    dangerous_fraction: float | None = None
-    dangerous_position: int | None = None
-    misaligned_tuple: int | None = None
+    #: planted failure modes (``generators.rhm_planted``; off by default and then left
+    #: out of the config's record, which stays as it was before these fields existed)
+    planted: tuple[str, ...] = dataclasses.field(default=(), metadata=_OMIT)
+    dangerous_fraction: float | None = dataclasses.field(default=None, metadata=_OMIT)
+    dangerous_position: int | None = dataclasses.field(default=None, metadata=_OMIT)
+    misaligned_tuple: int | None = dataclasses.field(default=None, metadata=_OMIT)
 
     def __post_init__(self) -> None:
         rhm_planted.check(self.planted, self.dangerous_fraction, self.dangerous_position,

@@ -267,3 +267,14 @@ def test_planted_spec_resolves_defaults():
 def test_iter_chunks_checks_planted_options_when_called():
     with pytest.raises(ValueError, match="dangerous_fraction=2"):
         rhm.iter_chunks(_world(0), 10, rng=0, planted=["dangerous"], dangerous_fraction=2)
+
+
+def test_unplanted_config_record_is_unchanged():
+    # the record (file attribute `config`, sweep data hash) of configs/rhm.toml as it was
+    # before the planted fields existed: fields at their default are left out
+    cfg = load_data_config(CONFIG.parent / "rhm.toml")
+    assert cfg.to_dict()["generator"] == {
+        "name": "rhm", "vocab_size": 8, "n_classes": 8, "n_synonyms": 4, "tuple_size": 2,
+        "n_levels": 3, "rule_exponent": None, "root_prior": None, "replacement": True}
+    planted_record = load_data_config(CONFIG).to_dict()
+    assert data_config_from_dict(planted_record).generator.planted == ALL  # round trip
