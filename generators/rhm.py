@@ -20,6 +20,10 @@ Rule indices are returned in ``aux["rules"]`` of shape ``(n, (s**L-1)/(s-1))``,
 breadth first: the node ``k`` of level ``l`` (``0 <= k < s**l``) is column
 ``(s**l - 1)/(s - 1) + k``, and its children are nodes ``s*k .. s*k+s-1`` of level
 ``l+1``.
+
+Planted failure modes with known answers (a dangerously irrelevant mark, a
+misaligned leaf-scale latent, a nuisance mark; off by default) are described in
+:mod:`generators.rhm_planted`.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
 
-from generators import _rng
+from generators import _rng, rhm_planted
 from generators.base import HierarchicalSample, concat, min_uint_dtype
 
 NAME = "rhm"
@@ -48,6 +52,10 @@ def _package_version() -> str:
         return "0+unknown"
 
 
+#: ``tmr.config.OMIT_DEFAULT`` (spelt out: generators do not import tmr)
+_OMIT = {"omit_default": True}
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     """Parameters of an RHM dataset (``make_world`` and ``sample`` keywords)."""
@@ -60,6 +68,18 @@ class Config:
     rule_exponent: float | None = None
     root_prior: tuple[float, ...] | None = None
     replacement: bool = True
+    #: planted failure modes (``generators.rhm_planted``; off by default and then left
+    #: out of the config's record, which stays as it was before these fields existed)
+    planted: tuple[str, ...] = dataclasses.field(default=(), metadata=_OMIT)
+    dangerous_fraction: float | None = dataclasses.field(default=None, metadata=_OMIT)
+    dangerous_position: int | None = dataclasses.field(default=None, metadata=_OMIT)
+    misaligned_tuple: int | None = dataclasses.field(default=None, metadata=_OMIT)
+
+    def __post_init__(self) -> None:
+        rhm_planted.check(self.planted, self.dangerous_fraction, self.dangerous_position,
+                          self.misaligned_tuple, vocab_size=self.vocab_size,
+                          n_classes=self.n_classes, tuple_size=self.tuple_size,
+                          n_levels=self.n_levels)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -360,13 +380,41 @@ def _check_n(n_samples: int) -> int:
 
 
 def iter_chunks(world: World, n_samples: int, *, rng: _rng.RNGLike = None,
-                chunk_size: int = _rng.BLOCK_SIZE,
-                replacement: bool = True) -> Iterator[HierarchicalSample]:
-    """``sample(world, n_samples, rng=rng, replacement=...)`` in consecutive chunks
-    of at most ``chunk_size`` rows; the chunks concatenate to exactly that draw."""
+                chunk_size: int = _rng.BLOCK_SIZE, replacement: bool = True,
+                planted: Sequence[str] = (), dangerous_fraction: float | None = None,
+                dangerous_position: int | None = None,
+                misaligned_tuple: int | None = None) -> Iterator[HierarchicalSample]:
+    """``sample(world, n_samples, rng=rng, ...)`` in consecutive chunks of at most
+    ``chunk_size`` rows; the chunks concatenate to exactly that draw. Arguments are
+    checked when it is called, before the first chunk is asked for."""
+    spec = _planted_spec(world, planted, dangerous_fraction, dangerous_position,
+                         misaligned_tuple)
     n_samples = _check_n(n_samples)
     chunk_size = _check_int("chunk_size", chunk_size, 1)
     ss = _rng.as_seed_sequence(rng)
+    plain = _iter_plain(world, n_samples, ss, chunk_size, replacement)
+    return plain if spec is None else _planted_chunks(plain, spec, ss)
+
+
+def _planted_chunks(chunks: Iterator[HierarchicalSample], spec: rhm_planted.Planted,
+                    ss: np.random.SeedSequence) -> Iterator[HierarchicalSample]:
+    start = 0
+    for chunk in chunks:
+        yield rhm_planted.plant(chunk, spec, ss, start)
+        start += len(chunk)
+
+
+def _planted_spec(world: World, planted: Sequence[str], dangerous_fraction: float | None,
+                  dangerous_position: int | None,
+                  misaligned_tuple: int | None) -> rhm_planted.Planted | None:
+    return rhm_planted.check(planted, dangerous_fraction, dangerous_position, misaligned_tuple,
+                             vocab_size=world.vocab_size, n_classes=world.n_classes,
+                             tuple_size=world.tuple_size, n_levels=world.n_levels)
+
+
+def _iter_plain(world: World, n_samples: int, ss: np.random.SeedSequence, chunk_size: int,
+                replacement: bool) -> Iterator[HierarchicalSample]:
+    """The chunks of the draw without planted modes."""
     meta = _meta(world, ss, replacement)
     cache: dict = {}
     if replacement:
@@ -393,7 +441,9 @@ def iter_chunks(world: World, n_samples: int, *, rng: _rng.RNGLike = None,
 
 
 def sample(world: World, n_samples: int, *, rng: _rng.RNGLike = None,
-           replacement: bool = True) -> HierarchicalSample:
+           replacement: bool = True, planted: Sequence[str] = (),
+           dangerous_fraction: float | None = None, dangerous_position: int | None = None,
+           misaligned_tuple: int | None = None) -> HierarchicalSample:
     """Draw ``n_samples`` inputs with all their latent levels.
 
     Returns ``x`` (n, s**L) in the smallest unsigned dtype, ``levels[l]``
@@ -405,14 +455,25 @@ def sample(world: World, n_samples: int, *, rng: _rng.RNGLike = None,
     probability-weighted when rules are not uniform). Worlds with at most
     ``ENUMERATE_LIMIT`` inputs are enumerated and drawn by Gumbel-top-k, which has
     the same law and stays fast when ``n_samples`` is close to ``P_max``.
+
+    ``planted`` (with ``dangerous_fraction``, ``dangerous_position``,
+    ``misaligned_tuple``) plants failure modes with known answers; then ``levels[0]`` is
+    the task label, ``x`` may carry marks and ``aux["planted_*"]`` hold the ground truth
+    (:mod:`generators.rhm_planted`).
     """
-    chunks = list(iter_chunks(world, n_samples, rng=rng, chunk_size=max(n_samples, 1),
-                              replacement=replacement))
+    ss = _rng.as_seed_sequence(rng)
+    kw: dict = {"planted": planted, "dangerous_fraction": dangerous_fraction,
+                "dangerous_position": dangerous_position, "misaligned_tuple": misaligned_tuple}
+    chunks = list(iter_chunks(world, n_samples, rng=ss, chunk_size=max(n_samples, 1),
+                              replacement=replacement, **kw))
     if chunks:
         return concat(chunks)
-    return _assemble(world, np.zeros(0, world.symbol_dtype),
-                     np.zeros((0, world.n_nodes), world.rule_dtype),
-                     _meta(world, _rng.as_seed_sequence(rng), replacement))
+    empty = _assemble(world, np.zeros(0, world.symbol_dtype),
+                      np.zeros((0, world.n_nodes), world.rule_dtype),
+                      _meta(world, ss, replacement))
+    spec = _planted_spec(world, planted, dangerous_fraction, dangerous_position,
+                         misaligned_tuple)
+    return empty if spec is None else rhm_planted.plant(empty, spec, ss, 0)
 
 
 def _tree_keys(world: World, roots: np.ndarray, rules: np.ndarray) -> np.ndarray:
@@ -515,6 +576,9 @@ def resample_below(world: World, sample_: HierarchicalSample, level: int, *,
     L = world.n_levels
     if isinstance(level, bool) or not 0 <= int(level) <= L:
         raise ValueError(f"level={level} must be between 0 (root) and n_levels={L}")
+    if "planted" in sample_.meta:
+        raise ValueError("resample_below needs an unplanted sample (its root and leaves are the "
+                         "tree's); generate the data with planted = []")
     gen = _rng.as_generator(rng)
     s = world.tuple_size
     off = (s**level - 1) // (s - 1)

@@ -106,10 +106,17 @@ def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:
         raise ConfigError(f"{where or cls.__name__}: {e}") from None
 
 
+#: field metadata key: leave the field out of :func:`to_dict` while it has its default, so a
+#: new optional field does not change the record (or the sweep hash) of existing configs
+OMIT_DEFAULT = "omit_default"
+
+
 def to_dict(obj: Any) -> Any:
-    """JSON-able dict of a (nested) config dataclass."""
+    """JSON-able dict of a (nested) config dataclass (fields marked ``OMIT_DEFAULT`` in
+    their metadata are left out while they equal their default)."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+                if not (f.metadata.get(OMIT_DEFAULT) and getattr(obj, f.name) == f.default)}
     if isinstance(obj, tuple | list):
         return [to_dict(v) for v in obj]
     if isinstance(obj, dict):

@@ -181,7 +181,10 @@ def prepare_task(path: str, task: Any, check: Any, probe: Any,
     is_int = train.x.dtype.kind in "iub"
     data_vocab = 0
     if is_int:
-        world_vocab = getattr(train.world, "vocab_size", None)
+        # a generator may mark tokens beyond its world's alphabet (planted RHM modes)
+        meta = attrs.get("meta")
+        world_vocab = (meta.get("input_vocab_size") if isinstance(meta, dict) else None) \
+            or getattr(train.world, "vocab_size", None)
         observed = int(max(train.x.max(), test.x.max())) + 1
         data_vocab = int(world_vocab) if world_vocab is not None else observed
         if observed > data_vocab:
