@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from tmr import io, planted
-from tmr.bounds_run import _data_path, site_activations
+from tmr.bounds.run import _data_path, site_activations
 from tmr.rg.spectral import PCAScheme
 
 SITES = ("embed", "layers.0.post", "layers.1.post", "layers.2.post")

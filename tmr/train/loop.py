@@ -15,7 +15,7 @@ Run directory::
     checkpoints/step_NNNNNNN.pt weights at the chosen steps; resume.pt for resuming
     probe_scores.csv            tidy probe table (tmr.probes.COLUMNS)
     posterior_ceiling.csv       PCFG data with soft levels: the MAP labeller's scores
-    layer_metrics.csv           layer metrics at the chosen steps (tmr.train_metrics)
+    layer_metrics.csv           layer metrics at the chosen steps (tmr.train.metrics)
     layer_level.png             selectivity heatmap drawn from the CSV (tmr.plots)
 """
 
@@ -62,7 +62,7 @@ class TaskConfig:
     ``target``, indexed along its trailing axes by ``index``: an int picks that entry,
     a string names an (n,) integer aux array giving each sample's own entry, e.g.
     percolation ``target = "spans", index = ["x_level", 0]`` = spanning along axis 0
-    at the sample's p; see :func:`tmr.data_adapter.aux_target`)."""
+    at the sample's p; see :func:`tmr.train.data_adapter.aux_target`)."""
 
     kind: str = "root"
     level: str | None = None
