@@ -2,7 +2,7 @@
 
     python benchmarks/bench_pcfg.py [--n 65536] [--repeats 2] [--threads 1]
 
-Cases from issue 5:
+Cases:
 
 1. the layered cfg3-style preset (mean length 251, max_length 400), full trees
    (spans, parents, rules, per-token ancestors at every depth);
@@ -16,7 +16,7 @@ Cases from issue 5:
 Baselines, written here and measured in the same run: (1) a per-sequence Python
 sampler with an explicit stack that returns the string only (what public PCFG code
 does); (2) a per-sequence, per-span numpy CKY inside pass (no outside). BLAS is
-limited to ``--threads`` threads (1 = the issue's "one core"). Throughputs use the
+limited to ``--threads`` threads (1 = the targets' "one core"). Throughputs use the
 process CPU time (fair on a shared machine; wall times are printed below the table).
 Peak memory is the tracemalloc peak of one call. Next-token distributions of the
 layered grammar are also timed with the general prefix-probability chart (the

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_percolation.py [--samples 4] [--repeats 2] [--quick]
 
-Lattice (issue 6): square site percolation on 1024², an 8-rung ladder around p_c,
+Lattice: square site percolation on 1024², an 8-rung ladder around p_c,
 every level labelled, parent maps and per-sample ground truth built (and, in a
 second row, per-site ground truth too). Baseline: the same uniform field labelled
 by 8 independent ``scipy.ndimage.label`` calls (no parent maps, no ground truth).

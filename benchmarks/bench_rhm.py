@@ -2,7 +2,7 @@
 
     python benchmarks/bench_rhm.py [--n 1048576] [--repeats 3]
 
-Cases from issue 3: (v=n=8, m=4, s=2, L=3), (v=n=32, m=8, s=2, L=4) and
+Cases: (v=n=8, m=4, s=2, L=3), (v=n=32, m=8, s=2, L=4) and
 (v=n=32, m=8, s=2, L=6), with and without replacement. Every draw returns all
 levels and every node's rule index. The baseline is a plain-numpy RHM written here
 (`Generator.integers` for each node's rule, a row gather per level on the whole

@@ -139,6 +139,10 @@ def claims_section(run: RunData) -> tuple[str, str] | None:
                      html.escape(vals),
                      f'<span class="badge {css}">{html.escape(str(c["verdict"]))}</span>'
                      f'<span class="reason">{html.escape(str(c["reason"]))}</span>'])
+    counts = {v: sum(c["verdict"] == v for c in run.claims)
+              for v in ("holds", "fails", "not testable")}
+    intro += "<p>" + ", ".join(f'<span class="badge {v.replace(" ", "-")}">{n} {v}</span>'
+                               for v, n in counts.items() if n) + "</p>"
     body = table(["claim", "statement", "source", "test", "values, input → output", "verdict"],
                  rows,
                  css_class="claims")
