@@ -232,6 +232,11 @@ def information_plane_section(run: RunData) -> tuple[str, str] | None:
                "point per recorded step (larger points later). <b>Look for</b> points moving "
                "up (learning the label) and, if layers compress, left. The k-NN estimate "
                "is clipped at 0.")
+    xs = {float(r["value"]) for r in run.rows if r["metric"] == "mi_input"}  # type: ignore[arg-type]
+    if len(xs) == 1:
+        caption += (f" Here every site keeps I(H;X) = {xs.pop():.3g} nats at every step (each "
+                    "layer is injective on the sample), so the plane collapses to one vertical "
+                    "line and only the label axis moves.")
     out = figure(png_base64(fig), caption, "information plane")
     plt.close(fig)
     return "Information plane", out

@@ -102,7 +102,9 @@ def paper000_claims(per_layer: Mapping[str, Values]) -> list[dict[str, object]]:
 
     Keys: ``effective_rank``, ``intrinsic_dim``, ``mi_label``, ``mi_input``,
     ``separation``. Each row: claim, statement, metric, values, the monotone
-    trend numbers, the geometric fit (claim 7 uses it for ``holds``), and ``holds``.
+    trend numbers, the geometric fit (claim 7 uses it for ``holds``), ``holds``,
+    ``verdict`` and ``reason`` (from :func:`verdict`), ``source`` (where the claim is
+    stated) and ``test`` (the test, in words).
     """
     rows: list[dict[str, object]] = []
     for number, key, direction, statement in CLAIMS:
