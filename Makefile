@@ -35,9 +35,10 @@ lint: $(STAMP)
 chromium:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
 		command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
-		(apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+		>/dev/null 2>&1 \
 		&& echo "installed chromium" \
-		|| echo "chromium not installed (no apt or not root): the browser test will skip"; }
+		|| echo "chromium not installed (no apt, not root or apt failed): browser test skips"; }
 
 test: $(STAMP) lint docs chromium
 	$(BIN)/python -m pytest
