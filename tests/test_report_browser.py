@@ -110,3 +110,13 @@ def test_screenshot_is_a_png(report_page: Path, tmp_path: Path) -> None:
                     f"--screenshot={shot}", report_page.as_uri())
     assert res.returncode == 0, res.stderr[-2000:]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_header_names_model_data_generator_seed_and_accuracy(rendered: tuple[str, str]
+                                                              ) -> None:
+    header = re.search(r"<header class=\"run\">(.*?)</header>", rendered[0], re.S)
+    assert header, "no run header in the rendered page"
+    facts = dict(re.findall(r"<dt>(.*?)</dt><dd>(.*?)</dd>", header.group(1), re.S))
+    assert {"model", "data file", "generator", "seed", "training", "final accuracy"} <= set(facts)
+    assert "n_synonyms=2" in facts["generator"]  # read from the data file (conftest.RHM)
+    assert "24 steps" in facts["training"] and "<a href=" in facts["data file"]
