@@ -2,9 +2,9 @@
 
     python benchmarks/bench_bounds.py [--n 1000] [--threads 1]
 
-Cases from issue 10: an MLP 64-64-32-C (C = 8) bounded from its input site, on 1,000 inputs,
+Cases: an MLP 64-64-32-C (C = 8) bounded from its input site, on 1,000 inputs,
 and a hierarchical CNN stand-in (Conv1d with kernel = stride = s per level, as a CNN matched to
-an RHM tree with s = 2, L = 3, v = 8) bounded from its first layer's output; issue 4's trained
+an RHM tree with s = 2, L = 3, v = 8) bounded from its first layer's output; the trained
 models are not on main yet, so both are trained here for a few hundred Adam steps on a
 Gaussian-mixture task (MLP) or random labels of one-hot sequences (CNN). The subspace is the
 PCA tail of the site's activations (keep 8); the observable is the logit margin of the label.

@@ -1,4 +1,4 @@
-"""Study (issue 10 item 4): on an MLP and the hierarchical CNN trained on the RHM root class,
+"""Study: on an MLP and the hierarchical CNN trained on the RHM root class,
 (a) how tight the certified (CROWN/Lipschitz) bound is against PGD as ε grows, and (b) whether
 the PCA tail of each layer is certifiably irrelevant for the root class at the size of its
 natural fluctuations.

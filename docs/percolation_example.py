@@ -1,4 +1,4 @@
-"""Draw the README figure: one square-lattice sample and its nested cluster levels.
+"""Draw the percolation page figure: one square-lattice sample and its nested cluster levels.
 
     PYTHONPATH=. python docs/percolation_example.py  # writes docs/percolation_levels.png
 """

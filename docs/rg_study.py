@@ -1,4 +1,4 @@
-"""Study (issue 9 item 6): which spectral modes of each layer of the hierarchical CNN
+"""Study: which spectral modes of each layer of the hierarchical CNN
 trained on the RHM carry which latent level, and the cutoff k at which each level's probe
 selectivity drops.
 

@@ -1,4 +1,4 @@
-"""The `tmr generate` and `tmr inspect` commands (issue 3)."""
+"""The `tmr generate` and `tmr inspect` commands."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Configs: TOML loading, unknown keys, types and dotted overrides (issue 3)."""
+"""Configs: TOML loading, unknown keys, types and dotted overrides."""
 
 from __future__ import annotations
 

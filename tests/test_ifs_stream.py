@@ -1,4 +1,4 @@
-"""The streaming IFS dataset renders the same images whatever the worker count (issue 7)."""
+"""The streaming IFS dataset renders the same images whatever the worker count."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""HDF5 data files: round trips, atomic writes, validation, lazy dataset (issue 3)."""
+"""HDF5 data files: round trips, atomic writes, validation, lazy dataset."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Known answers of the layer metrics (issue 8, item 5)."""
+"""Known answers of the layer metrics."""
 
 from __future__ import annotations
 
@@ -211,7 +211,7 @@ def test_twonn_recovers_dimension_of_gaussian_embedded_in_r50(d):
     z = np.zeros((2000, 50))
     z[:, :d] = rng.normal(size=(2000, d))
     h = z @ _orthogonal(50, rng)  # rotate out of the coordinate axes
-    # the issue's criterion; the estimator's std at n = 2000 is ~d/sqrt(n) ~ 2%
+    # the acceptance criterion; the estimator's std at n = 2000 is ~d/sqrt(n) ~ 2%
     assert M.twonn(h) == pytest.approx(d, rel=0.10)
     assert M.twonn(h, method="mle") == pytest.approx(d, rel=0.10)
 

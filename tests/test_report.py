@@ -55,3 +55,46 @@ def test_report_writes_self_contained_html_and_markdown(run_dir, tmp_path):
 def test_report_without_a_table_says_what_to_do(tmp_path):
     with pytest.raises(FileNotFoundError, match="record layer metrics first"):
         write_report(tmp_path)
+
+
+def test_report_page_has_a_claims_table_contents_and_captions(run_dir, tmp_path):
+    page, summary = write_report(run_dir, tmp_path)
+    text = page.read_text()
+    assert '<table class="claims">' in text and "<pre" not in text
+    assert '<nav class="toc">' in text and 'href="#paper-000-claims"' in text
+    assert text.count("<figcaption>") == text.count("<img ")
+    assert "verdict" in summary.read_text()
+
+
+def test_extra_sections_are_added_to_the_page_and_contents(run_dir, tmp_path):
+    def extra(run):
+        return "Extra tools", f"<p>{len(run.sites)} sites</p>"
+
+    text = write_report(run_dir, tmp_path, extra_sections=[extra])[0].read_text()
+    assert 'href="#extra-tools"' in text and "<p>4 sites</p>" in text
+
+
+def test_untestable_claim_says_why():
+    from tmr.metrics.claims import paper000_claims
+
+    (row,) = paper000_claims({"mi_input": [7.62] * 4})
+    assert row["verdict"] == "not testable" and "injective" in str(row["reason"])
+    (row,) = paper000_claims({"effective_rank": [3.0, float("nan"), 1.0]})
+    assert row["verdict"] == "not testable" and "layer(s) 1" in str(row["reason"])
+
+
+@pytest.mark.parametrize(("values", "verdict"), [([4.0, 3.0, 2.0, 1.0], "holds"),
+                                                 ([1.0, 2.0, 3.0, 4.0], "fails")])
+def test_verdict_follows_the_trend_and_quotes_rho(values, verdict):
+    from tmr.metrics.claims import paper000_claims
+
+    (row,) = paper000_claims({"effective_rank": values})
+    assert row["verdict"] == verdict and "ρ = " in str(row["reason"])
+
+
+def test_mi_estimates_are_clipped_in_plots_only():
+    from tmr.report_figures import clip_mi
+
+    v = np.array([-0.35, 0.0, 1.2])
+    assert clip_mi("knn_mi", v).tolist() == [0.0, 0.0, 1.2]
+    assert clip_mi("effective_rank", v).tolist() == v.tolist()

@@ -1,4 +1,4 @@
-"""Known answers for the RG tools (issue 9, item 5; background.md §4)."""
+"""Known answers for the RG tools (background notes §4)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """coarse_grain_site: one call from a site's activations to spectrum, cutoff, relevance per
-level and faithfulness, written to disk (issue 9 item 4, library side)."""
+level and faithfulness, written to disk."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Sweeps through submitit's local executor, resumption, collection, and
-instance-batched training equal to separate runs (issue 11)."""
+instance-batched training equal to separate runs."""
 
 from __future__ import annotations
 

@@ -389,7 +389,7 @@ def report(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="write here (default: "
                                              "the run directory)")] = None,
 ) -> None:
-    """Write report.html (plots embedded) and summary.md (paper-000 claims) for a run."""
+    """Write report.html (one self-contained page) and summary.md (paper-000 claims) for a run."""
     from tmr.report import claims_from_rows, write_report
 
     try:
@@ -399,11 +399,11 @@ def report(
     from tmr.metrics.table import read_table
 
     table = Table(title="paper 000 claims (last step)")
-    for col in ("claim", "statement", "holds", "Spearman vs depth"):
+    for col in ("claim", "statement", "verdict", "reason"):
         table.add_column(col)
     for c in claims_from_rows(read_table(Path(run_dir) / "layer_metrics.csv")):
-        table.add_row(f"({c['claim']})", str(c["statement"]), "yes" if c["holds"] else "no",
-                      f"{float(c['spearman']):.2f}")  # type: ignore[arg-type]
+        table.add_row(f"({c['claim']})", str(c["statement"]), str(c["verdict"]),
+                      str(c["reason"]))
     console.print(table)
     console.print(f"report: {page}\nsummary: {summary}")
 

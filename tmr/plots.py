@@ -16,6 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 from tmr.io import atomic_path
 from tmr.probes import MEAN_POSITION
@@ -48,12 +49,9 @@ def layer_level_table(rows: list[dict[str, str]], *, metric: str = "selectivity"
     return sites, levels, values, at
 
 
-def layer_level_heatmap(csv_path: str | Path, out_png: str | Path, *,
-                        metric: str = "selectivity", split: str = "test",
-                        step: int | None = None) -> Path:
-    """Draw the sites × levels heatmap of ``metric`` and write it atomically."""
-    sites, levels, values, at = layer_level_table(read_scores(csv_path), metric=metric,
-                                                  split=split, step=step)
+def layer_level_figure(sites: list[str], levels: list[str], values: np.ndarray,
+                       title: str) -> Figure:
+    """A sites × levels heatmap of ``values`` (n_sites, n_levels), each cell annotated."""
     fig, ax = plt.subplots(figsize=(1.2 * len(levels) + 2.5, 0.45 * len(sites) + 1.6))
     im = ax.imshow(values, cmap="viridis", vmin=min(0.0, float(np.nanmin(values))),
                    vmax=max(1.0, float(np.nanmax(values))), aspect="auto")
@@ -68,9 +66,19 @@ def layer_level_heatmap(csv_path: str | Path, out_png: str | Path, *,
     ax.set_yticks(range(len(sites)), sites)
     ax.set_xlabel("latent level (coarse → fine)")
     ax.set_ylabel("site (input at top)")
-    ax.set_title(f"{metric} ({split} split, step {at})")
+    ax.set_title(title)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
+    return fig
+
+
+def layer_level_heatmap(csv_path: str | Path, out_png: str | Path, *,
+                        metric: str = "selectivity", split: str = "test",
+                        step: int | None = None) -> Path:
+    """Draw the sites × levels heatmap of ``metric`` and write it atomically."""
+    sites, levels, values, at = layer_level_table(read_scores(csv_path), metric=metric,
+                                                  split=split, step=step)
+    fig = layer_level_figure(sites, levels, values, f"{metric} ({split} split, step {at})")
     out_png = Path(out_png)
     with atomic_path(out_png) as tmp:
         fig.savefig(tmp, dpi=120, format="png")

@@ -1,4 +1,4 @@
-"""Probabilistic context-free grammars with exact derivation trees (issue 5).
+"""Probabilistic context-free grammars with exact derivation trees.
 
 Definitions: ``shared/docs/background.md`` §2.2. The world is a
 :class:`~generators.pcfg.grammar.Grammar` (a preset, a grammar file, or a random

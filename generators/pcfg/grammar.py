@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-#: per left-hand side, rule probabilities must sum to 1 within this (issue 5)
+#: per left-hand side, rule probabilities must sum to 1 within this
 PROB_TOL = 1e-9
 #: marker starting the names of helper symbols made by binarisation
 HELPER = "@"

@@ -1,4 +1,4 @@
-"""Random hierarchy model: structure, exact counts, laws and seeding (issue 3)."""
+"""Random hierarchy model: structure, exact counts, laws and seeding."""
 
 from __future__ import annotations
 

@@ -162,7 +162,7 @@ class _Unsupported(Exception):
 
 def _is_residual(m: nn.Module) -> bool:
     # tmr.models.Residual(inner): y = x + inner(x); matched by name so this file does not
-    # depend on tmr.models (owned by issue 4).
+    # depend on tmr.models (the training side).
     return type(m).__name__ == "Residual" and isinstance(getattr(m, "inner", None), nn.Module)
 
 

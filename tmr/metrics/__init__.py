@@ -1,4 +1,4 @@
-"""Layer metrics beyond probes (issue 8; definitions in docs/background.md section 3).
+"""Layer metrics beyond probes (definitions in the project's background notes, section 3).
 
 Pure functions of a layer's activations ``h`` ``(n_samples, d)`` (float64) and,
 where needed, latent labels or inputs. Each docstring states the formula it

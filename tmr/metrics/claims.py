@@ -17,7 +17,8 @@ from scipy import stats as sps
 # per-layer values: a list, tuple or 1-D array of floats
 Values = Sequence[float] | np.ndarray
 
-__all__ = ["CLAIMS", "geometric_fit", "monotone_trend", "paper000_claims"]
+__all__ = ["CLAIMS", "CLAIM_SOURCES", "CLAIM_TESTS", "geometric_fit", "monotone_trend",
+           "paper000_claims", "verdict"]
 
 # A trend "holds" when the rank correlation with depth has the claimed sign and
 # |rho| >= MONOTONE_MIN_RHO (allows one small inversion in 6 layers: rho = 0.94).
@@ -36,6 +37,19 @@ CLAIMS: tuple[tuple[int, str, int, str], ...] = (
     (6, "mi_input", -1, "I(S_i;X) decreases with depth"),
     (7, "separation", -1, "separation D decreases geometrically with depth"),
 )
+#: where each claim is stated (paper 000 numbers its claims as equations)
+CLAIM_SOURCES = {n: f"paper 000, eq. ({n})" for n, *_ in CLAIMS}
+#: the test behind each verdict, in words
+CLAIM_TESTS = {
+    **{n: f"Spearman ρ(depth) ≥ {MONOTONE_MIN_RHO} in the claimed direction"
+       for n, *_ in CLAIMS},
+    7: f"log-linear fit log D_i = a + b·i: ratio e^b < 1 and R² ≥ {GEOMETRIC_MIN_R2}",
+}
+# Why a metric can be the same at every layer, per metric key (used in "not testable").
+_CONSTANT_REASONS = {
+    "mi_input": "every layer is injective on this data: I(S_i;X) = {v:.3g} nats, the entropy "
+                "of the distinct inputs, at each layer",
+}
 
 
 def _values(values: Values) -> np.ndarray:
@@ -88,7 +102,9 @@ def paper000_claims(per_layer: Mapping[str, Values]) -> list[dict[str, object]]:
 
     Keys: ``effective_rank``, ``intrinsic_dim``, ``mi_label``, ``mi_input``,
     ``separation``. Each row: claim, statement, metric, values, the monotone
-    trend numbers, the geometric fit (claim 7 uses it for ``holds``), and ``holds``.
+    trend numbers, the geometric fit (claim 7 uses it for ``holds``), ``holds``,
+    ``verdict`` and ``reason`` (from :func:`verdict`), ``source`` (where the claim is
+    stated) and ``test`` (the test, in words).
     """
     rows: list[dict[str, object]] = []
     for number, key, direction, statement in CLAIMS:
@@ -101,5 +117,46 @@ def paper000_claims(per_layer: Mapping[str, Values]) -> list[dict[str, object]]:
         if number == 7:
             fit = geometric_fit(values)
             row.update(ratio=fit["ratio"], r2=fit["r2"], holds=bool(fit["holds"]))
+        row["verdict"], row["reason"] = verdict(row)
+        row.update(source=CLAIM_SOURCES[number], test=CLAIM_TESTS[number])
         rows.append(row)
     return rows
+
+
+def _layers(mask: np.ndarray) -> str:
+    return ", ".join(str(i) for i in np.flatnonzero(mask))
+
+
+def verdict(row: Mapping[str, object]) -> tuple[str, str]:
+    """``("holds" | "fails" | "not testable", reason)`` for one row of :func:`paper000_claims`.
+
+    Not testable: a value is NaN (the metric is undefined there), every layer has the same
+    value (no trend to rank), or, for the geometric claim (7), a value is <= 0 (no log).
+    Otherwise the reason quotes the number the test compared with its threshold.
+    """
+    v = np.asarray(row["values"], dtype=np.float64)  # (n_layers,)
+    key, number = str(row["metric"]), int(row["claim"])  # type: ignore[call-overload]
+    if not np.all(np.isfinite(v)):
+        return "not testable", (f"the metric is undefined (NaN) at layer(s) "
+                                f"{_layers(~np.isfinite(v))}")
+    if np.ptp(v) == 0:
+        reason = _CONSTANT_REASONS.get(key, "the value is {v:.3g} at every layer: no trend to test")
+        return "not testable", reason.format(v=v[0])
+    rho = float(row["spearman"])  # type: ignore[arg-type]
+    n_good = round(float(row["frac_steps"]) * (len(v) - 1))  # type: ignore[arg-type]
+    steps = f"{n_good} of {len(v) - 1} layer-to-layer steps go the claimed way"
+    if number == 7:
+        if np.any(v <= 0):
+            return "not testable", f"D ≤ 0 at layer(s) {_layers(v <= 0)}: no log-linear fit"
+        ratio, r2 = float(row["ratio"]), float(row["r2"])  # type: ignore[arg-type]
+        if row["holds"]:
+            return "holds", f"D shrinks by ×{ratio:.2f} per layer, R² = {r2:.2f}"
+        if ratio >= 1:
+            return "fails", f"D grows by ×{ratio:.2f} per layer"
+        return "fails", (f"D shrinks by ×{ratio:.2f} per layer but not geometrically: "
+                         f"R² = {r2:.2f} < {GEOMETRIC_MIN_R2}")
+    if row["holds"]:
+        return "holds", f"ρ = {rho:.2f} ≥ {MONOTONE_MIN_RHO}; {steps}"
+    if rho < 0:
+        return "fails", f"the opposite trend: ρ = {rho:.2f}; {steps}"
+    return "fails", f"ρ = {rho:.2f} < {MONOTONE_MIN_RHO}; {steps}"

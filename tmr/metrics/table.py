@@ -1,6 +1,6 @@
 """Layer metrics as tidy rows: the saved table that plots and reports draw from.
 
-Columns match ``probe_scores.csv`` of a run directory (issue 4's contract):
+Columns match ``probe_scores.csv`` of a run directory:
 ``step, site, level, position, metric, split, value, n, d, n_classes, seed``.
 Layer-only metrics have ``level = ""``; ``position`` is the level position used
 as label (-1: the whole level row, or none).

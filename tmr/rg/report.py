@@ -270,7 +270,7 @@ def coarse_grain_run(run_dir: str | Path, *, site: str, scheme: str, budget: flo
                      split: str = "test", target_level: str | None = None,
                      step: int | None = None, plots: bool = True,
                      ks: Sequence[int] | None = None) -> CoarseGrainReport:
-    """``coarse_grain_site`` on a trained run (contracts of issue 4: ``tmr.train.load_run``,
+    """``coarse_grain_site`` on a trained run (through ``tmr.train.load_run``,
     ``tmr.hooks.run_with_cache``, ``tmr.io.read``).
 
     Levels with several positions per sample are probed at their first position. The task

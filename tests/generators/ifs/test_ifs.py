@@ -1,4 +1,4 @@
-"""IFS fractals: dimensions, exact addresses, cylinder laws, contractivity, seeding (issue 7)."""
+"""IFS fractals: dimensions, exact addresses, cylinder laws, contractivity, seeding."""
 
 from __future__ import annotations
 

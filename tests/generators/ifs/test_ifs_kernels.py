@@ -1,5 +1,5 @@
 """Compiled IFS kernels: equal to their Python form, to a numpy evaluation of the same
-tables, and to a numpy rasterisation; the same bytes with numba blocked (issue 7)."""
+tables, and to a numpy rasterisation; the same bytes with numba blocked."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""PCFG generator: grammars, sampling with trees, exact inference (issue 5)."""
+"""PCFG generator: grammars, sampling with trees, exact inference."""
 
 from __future__ import annotations
 

@@ -394,7 +394,7 @@ def test_cluster_size_exponent_tau_2d():
     tau = _tau_from_density(s, lo=16, hi=1024)
     # s <= 1024 is far below the finite-size cutoff L^{d_f} ~ 1.4e5; corrections to
     # scaling (exponent Omega = 72/91, Ziff 2011) lower the effective tau at s ~ 16-1000
-    # by about 0.03, inside the +-0.07 the issue asks for
+    # by about 0.03, inside the +-0.07 tolerance asked for
     assert abs(tau - 187 / 91) < 0.07, tau
 
 
