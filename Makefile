@@ -41,3 +41,20 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) data runs .pytest_cache .mypy_cache .ruff_cache
+
+# The RHM sample-complexity study (docs/studies/rhm_sample_complexity.md): CNN and MLP
+# sweeps (local processes, or Slurm when sbatch is on the PATH; re-running resumes),
+# then the collapse figure, fitted P*, MLP comparison and synonymic sensitivities in
+# sweeps/rhm_pc_$(STUDY_SIZE)_analysis/. STUDY_SIZE=large is the GPU/cluster config.
+STUDY_SIZE ?= small
+STUDY_DIR := studies/rhm_sample_complexity
+STUDY_OUT := sweeps/rhm_pc_$(STUDY_SIZE)
+
+.PHONY: study-rhm
+study-rhm: $(STAMP)
+	$(BIN)/tmr sweep $(STUDY_DIR)/sweep_$(STUDY_SIZE).toml --out $(STUDY_OUT)_cnn
+	$(BIN)/tmr sweep $(STUDY_DIR)/sweep_$(STUDY_SIZE)_mlp.toml --out $(STUDY_OUT)_mlp
+	$(BIN)/tmr collect $(STUDY_OUT)_cnn
+	$(BIN)/tmr collect $(STUDY_OUT)_mlp
+	$(BIN)/python $(STUDY_DIR)/analyse.py $(STUDY_OUT)_cnn --mlp $(STUDY_OUT)_mlp \
+		--out $(STUDY_OUT)_analysis
