@@ -120,6 +120,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def scaling_fit(table: list[dict[str, Any]], net: str = "cnn") -> tuple[float, float] | None:
+    """Least-squares ``log P* = log c + b log(n_c m^L)`` over the settings of ``net``
+    whose curve crossed: ``(b, c)`` (the claim P* ~ n_c m^L is b = 1), or None with
+    fewer than two such settings."""
+    pts = [(t["scale"], t["p_star"]) for t in table
+           if t["net"] == net and t["status"] == "crossed"]
+    if len({x for x, _ in pts}) < 2:
+        return None
+    b, a = np.polyfit(np.log([x for x, _ in pts]), np.log([y for _, y in pts]), 1)
+    return float(b), float(np.exp(a))
+
+
 def summary_md(table: list[dict[str, Any]]) -> str:
     lines = ["| net | v = n_c | m | L | n_c m^L | P range | seeds | P* | P*/(n_c m^L) |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -133,6 +145,11 @@ def summary_md(table: list[dict[str, Any]]) -> str:
         lines.append(f"| {t['net']} | {t['n_classes']} | {t['n_synonyms']} | {t['n_levels']} "
                      f"| {t['scale']} | {t['p_min']}-{t['p_max']} | {t['seeds']} | {ps} "
                      f"| {ratio} |")
+    fit = scaling_fit(table)
+    if fit is not None:
+        ratios = [t["ratio"] for t in table if t["net"] == "cnn" and t["status"] == "crossed"]
+        lines += ["", f"CNN: P*/(n_c m^L) from {min(ratios):.2f} to {max(ratios):.2f}; "
+                  f"fit P* = {fit[1]:.2f} (n_c m^L)^{fit[0]:.2f} over {len(ratios)} settings."]
     return "\n".join(lines) + "\n"
 
 
