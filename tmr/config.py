@@ -163,9 +163,10 @@ class SplitConfig:
     when ``n_test`` is set, fixed sizes: the first ``n_test`` samples of the draw
     are the test set and the next ``n_train`` (default: all the rest) the training
     set. Draws are i.i.d. (or successive sampling without replacement), so the
-    first rows are a random subset; and because a larger draw of the same seed
-    begins with a smaller one, data files that differ only in ``n_train`` share
-    one test set and have nested training sets (a sample-complexity curve)."""
+    first rows are a random subset. Where a larger draw of the same seed begins with
+    a smaller one (the RHM's draws, with or without replacement), data files that
+    differ only in ``n_train`` or ``n_samples`` share one test set and have nested
+    training sets (a sample-complexity curve)."""
 
     test_fraction: float = 0.2
     n_train: int | None = None
@@ -181,13 +182,6 @@ class SplitConfig:
                 raise ValueError(f"splits.n_train={self.n_train} must be positive")
             if self.n_test is None:
                 raise ValueError("splits.n_train needs splits.n_test (the fixed test size)")
-
-    def sizes(self, n: int) -> tuple[int, int]:
-        """``(n_train, n_test)`` for ``n`` samples."""
-        if self.n_test is None:
-            n_test = round(self.test_fraction * n)
-            return n - n_test, n_test
-        return (n - self.n_test if self.n_train is None else self.n_train), self.n_test
 
 
 @dataclasses.dataclass(frozen=True)
