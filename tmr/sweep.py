@@ -320,10 +320,11 @@ def collect_final_metrics(sweep_dir: str | Path) -> Path:
 
 
 def plot_collected(csv_path: Path, keys: list[str], png: Path,
-                   metric: str = "selectivity") -> Path:
+                   metric: str | None = None) -> Path:
     """Best score per level (max over sites, final step, mean over positions) against
     the first swept key that is not a seed, mean ± std over the other keys (seeds).
-    Reads only the collected table."""
+    ``metric`` defaults to selectivity, or accuracy when the runs probed without a
+    control task (``probe.control = false``). Reads only the collected table."""
     import csv
     from collections import defaultdict
 
@@ -334,8 +335,12 @@ def plot_collected(csv_path: Path, keys: list[str], png: Path,
     import numpy as np
 
     with csv_path.open() as f:
-        rows = [r for r in csv.DictReader(f) if r["metric"] == metric
-                and r["position"] == "mean" and r["split"] == "test"]
+        table = list(csv.DictReader(f))
+    if metric is None:
+        metric = ("selectivity" if any(r["metric"] == "selectivity" for r in table)
+                  else "accuracy")
+    rows = [r for r in table if r["metric"] == metric
+            and r["position"] == "mean" and r["split"] == "test"]
     if not rows:
         raise ConfigError(f"{csv_path} has no '{metric}' rows on the test split to plot")
     xkey = next((k for k in keys if "seed" not in _short(k)), None)

@@ -133,7 +133,7 @@ def scaling_fit(table: list[dict[str, Any]], net: str = "cnn") -> tuple[float, f
 
 
 def summary_md(table: list[dict[str, Any]]) -> str:
-    lines = ["| net | v = n_c | m | L | n_c m^L | P range | seeds | P* | P*/(n_c m^L) |",
+    lines = ["| net | v = n_c | m | L | n_c m^L | P range | runs per P | P* | P*/(n_c m^L) |",
              "|---|---|---|---|---|---|---|---|---|"]
     for t in table:
         if t["status"] == "crossed":
