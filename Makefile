@@ -27,7 +27,7 @@ demo: $(STAMP)
 	@echo "heatmap: runs/demo_cnn/layer_level.png"
 
 lint: $(STAMP)
-	$(BIN)/ruff check generators tmr tests benchmarks
+	$(BIN)/ruff check generators tmr tests benchmarks studies docs
 	$(BIN)/mypy
 
 # The browser test of the report needs Debian's chromium: install it where it is missing
@@ -62,4 +62,21 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) data runs site .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) data runs site sweeps .pytest_cache .mypy_cache .ruff_cache
+
+# The RHM sample-complexity study (docs/studies/rhm_sample_complexity.md): CNN and MLP
+# sweeps (local processes, or Slurm when sbatch is on the PATH; re-running resumes),
+# then the collapse figure, fitted P*, MLP comparison and synonymic sensitivities in
+# sweeps/rhm_pc_$(STUDY_SIZE)_analysis/. STUDY_SIZE=large is the GPU/cluster config.
+STUDY_SIZE ?= small
+STUDY_DIR := studies/rhm_sample_complexity
+STUDY_OUT := sweeps/rhm_pc_$(STUDY_SIZE)
+
+.PHONY: study-rhm
+study-rhm: $(STAMP)
+	$(BIN)/tmr sweep $(STUDY_DIR)/sweep_$(STUDY_SIZE).toml --out $(STUDY_OUT)_cnn
+	$(BIN)/tmr sweep $(STUDY_DIR)/sweep_$(STUDY_SIZE)_mlp.toml --out $(STUDY_OUT)_mlp
+	$(BIN)/tmr collect $(STUDY_OUT)_cnn
+	$(BIN)/tmr collect $(STUDY_OUT)_mlp
+	$(BIN)/python $(STUDY_DIR)/analyse.py $(STUDY_OUT)_cnn --mlp $(STUDY_OUT)_mlp \
+		--out $(STUDY_OUT)_analysis

@@ -265,6 +265,19 @@ def n_distinct_inputs(world: World) -> int:
     return n_eff * world.n_synonyms**world.n_nodes
 
 
+def distinct_limit(cfg: Config) -> int | None:
+    """``P_max`` of the worlds ``cfg`` describes when it samples without replacement
+    (``replacement = false``), else None: a data config is checked against it before
+    anything is generated."""
+    if cfg.replacement:
+        return None
+    n_eff = cfg.n_classes if cfg.root_prior is None else sum(1 for p in cfg.root_prior if p > 0)
+    s, L = cfg.tuple_size, cfg.n_levels
+    if s < 2 or L < 1 or cfg.n_synonyms < 1 or n_eff < 1:
+        return None  # make_world names the bad value
+    return n_eff * cfg.n_synonyms ** ((s**L - 1) // (s - 1))
+
+
 def _draw_rules(world: World, gen: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     m = world.n_synonyms
     if world.uniform_rules and m <= 256 and m & (m - 1) == 0:

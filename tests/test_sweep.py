@@ -76,6 +76,12 @@ def test_local_sweep_runs_resumes_only_missing_and_collects(tmp_path, batch):
     assert {r["run"] for r in rows} == {d.name for d in dirs}
     assert {"data.generator.n_levels", "train.seed", "level", "site", "value"} <= set(rows[0])
     assert png.is_file() and png.stat().st_size > 0
+    with (out / "collected_metrics.csv").open() as f:
+        final = list(csv.DictReader(f))
+    assert {r["run"] for r in final} == {d.name for d in dirs}
+    for r in final:  # the last evaluation of each run, on its held-out split
+        assert int(r["step"]) == 30 and int(r["n_test"]) > 0
+        assert float(r["test_error"]) == pytest.approx(1 - float(r["test_acc"]))
 
 
 def test_instance_batched_training_equals_separate_runs(tmp_path):

@@ -166,13 +166,29 @@ def read_toml(path: str | Path) -> dict[str, Any]:
 
 @dataclasses.dataclass(frozen=True)
 class SplitConfig:
-    """Train/test split: a uniformly random ``test_fraction`` of the samples."""
+    """Train/test split: a uniformly random ``test_fraction`` of the samples, or,
+    when ``n_test`` is set, fixed sizes: the first ``n_test`` samples of the draw
+    are the test set and the next ``n_train`` (default: all the rest) the training
+    set. Draws are i.i.d. (or successive sampling without replacement), so the
+    first rows are a random subset. Where a larger draw of the same seed begins with
+    a smaller one (the RHM's draws, with or without replacement), data files that
+    differ only in ``n_train`` or ``n_samples`` share one test set and have nested
+    training sets (a sample-complexity curve)."""
 
     test_fraction: float = 0.2
+    n_train: int | None = None
+    n_test: int | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.test_fraction < 1.0:
             raise ValueError(f"test_fraction={self.test_fraction} must be in [0, 1)")
+        if self.n_test is not None and self.n_test < 1:
+            raise ValueError(f"splits.n_test={self.n_test} must be positive")
+        if self.n_train is not None:
+            if self.n_train < 1:
+                raise ValueError(f"splits.n_train={self.n_train} must be positive")
+            if self.n_test is None:
+                raise ValueError("splits.n_train needs splits.n_test (the fixed test size)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,6 +213,36 @@ class DataConfig:
             raise ValueError(f"seed={self.seed} must be non-negative")
         if self.chunk_size < 1:
             raise ValueError(f"chunk_size={self.chunk_size} must be positive")
+        self._check_sizes()
+
+    def _check_sizes(self) -> None:
+        """Fixed split sizes must fit in ``n_samples``, and a generator that samples
+        without replacement must have that many distinct inputs (its
+        ``distinct_limit(config)``, e.g. the RHM's ``P_max``)."""
+        sp = self.splits
+        spec = generators.REGISTRY.get(self.generator_name)
+        limit_fn = getattr(spec.module, "distinct_limit", None) if spec else None
+        limit = limit_fn(self.generator) if limit_fn is not None else None
+        if sp.n_test is not None:
+            need = sp.n_test + (sp.n_train or 0)
+            if limit is not None and need > limit:
+                largest = limit - sp.n_test
+                fix = (f"the largest n_train is {largest} at this n_test" if largest > 0
+                       else "n_test alone is too large")
+                raise ValueError(
+                    f"splits.n_train={sp.n_train} + splits.n_test={sp.n_test} = {need} "
+                    f"distinct samples, but this {self.generator_name} world has only "
+                    f"{limit} distinct inputs (sampling without replacement): {fix}; lower "
+                    "them or enlarge the world")
+            if need > self.n_samples:
+                raise ValueError(f"splits.n_train + splits.n_test = {need} exceeds "
+                                 f"n_samples={self.n_samples}; raise n_samples to at least "
+                                 f"{need}")
+        if limit is not None and self.n_samples > limit:
+            raise ValueError(f"n_samples={self.n_samples} exceeds the {limit} distinct inputs "
+                             f"of this {self.generator_name} world (sampling without "
+                             "replacement); lower n_samples, sample with replacement or "
+                             "enlarge the world")
 
     @property
     def spec(self) -> generators.GeneratorSpec:

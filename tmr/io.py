@@ -136,8 +136,16 @@ def _chunk_rows(row_shape: tuple[int, ...], itemsize: int, n: int) -> tuple[int,
     return (rows, *row_shape)
 
 
-def split_indices(n: int, test_fraction: float, rng: Any) -> dict[str, np.ndarray]:
-    """Sorted train/test index arrays: a uniformly random ``round(f*n)`` samples are test."""
+def split_indices(n: int, test_fraction: float, rng: Any, *, n_train: int | None = None,
+                  n_test: int | None = None) -> dict[str, np.ndarray]:
+    """Sorted train/test index arrays: a uniformly random ``round(f*n)`` samples are
+    test; or, with ``n_test`` given, rows ``[0, n_test)`` are test and the next
+    ``n_train`` rows (default: the rest) train (see :class:`tmr.config.SplitConfig`)."""
+    if n_test is not None:
+        stop = n if n_train is None else n_test + n_train
+        if stop > n:
+            raise ValueError(f"n_train + n_test = {stop} exceeds the {n} samples")
+        return {"train": np.arange(n_test, stop), "test": np.arange(n_test)}
     perm = generators.as_generator(rng).permutation(n)
     n_test = round(test_fraction * n)
     return {"train": np.sort(perm[n_test:]), "test": np.sort(perm[:n_test])}
@@ -169,7 +177,9 @@ def write_dataset(path: str | Path, cfg: DataConfig, *,
         if done != n:
             raise RuntimeError(f"generator {spec.name!r} produced {done} samples, expected {n}")
         write_world(f.create_group("world"), world)
-        for name, idx in split_indices(n, cfg.splits.test_fraction, seeds["split"]).items():
+        for name, idx in split_indices(n, cfg.splits.test_fraction, seeds["split"],
+                                       n_train=cfg.splits.n_train,
+                                       n_test=cfg.splits.n_test).items():
             f.create_dataset(f"splits/{name}", data=idx.astype(np.int64))
         f.attrs.update({
             "format": FORMAT, "format_version": FORMAT_VERSION, "generator": spec.name,

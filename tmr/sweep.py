@@ -11,6 +11,12 @@ A sweep file (TOML)::
     [grid]                           # the cartesian product of these lists
     "data.generator.n_levels" = [2, 3, 4]
     "train.seed" = [0, 1, 2]
+    [[cases]]                        # optional: a union of extra grids, each crossed
+    "data.generator.n_synonyms" = [2]  # with [grid] (per-case lists, e.g. a range
+    "data.splits.n_train" = [8, 64]    # of sizes that depends on the case)
+    [[cases]]
+    "data.generator.n_synonyms" = [4]
+    "data.splits.n_train" = [32, 256]
 
 Every job is one call of the pure, idempotent :func:`run_group` (generate the data
 file if missing, train its runs, seeds stacked when ``batch_seeds``, then
@@ -46,12 +52,21 @@ class SweepSpec:
     batch_seeds: bool = False
     set: dict[str, Any] = dataclasses.field(default_factory=dict)
     grid: dict[str, Any] = dataclasses.field(default_factory=dict)
+    cases: tuple[dict[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
-        for key, values in self.grid.items():
-            if not isinstance(values, list) or not values:
-                raise ValueError(f"grid.{key} must be a non-empty list of values")
-        for key in (*self.grid, *self.set):
+        for where, table in (("grid", self.grid),
+                             *((f"cases[{i}]", c) for i, c in enumerate(self.cases))):
+            for key, values in table.items():
+                if not isinstance(values, list) or not values:
+                    raise ValueError(f"{where}.{key} must be a non-empty list of values")
+        case_keys = [sorted(c) for c in self.cases]
+        if any(k != case_keys[0] for k in case_keys):
+            raise ValueError(f"every [[cases]] table must set the same keys; got {case_keys}")
+        both = sorted(set(case_keys[0] if case_keys else ()) & set(self.grid))
+        if both:
+            raise ValueError(f"keys {both} are in both [grid] and [[cases]]; keep one")
+        for key in (*self.grid, *self.set, *(case_keys[0] if case_keys else ())):
             if key.split(".")[0] not in ("train", "data"):
                 raise ValueError(f"sweep key {key!r} must start with 'train.' or 'data.'")
             if key.startswith("data.") and self.data is None:
@@ -86,10 +101,8 @@ def expand(path: str | Path) -> list[Job]:
     spec = from_dict(SweepSpec, read_toml(path))
     base_train = read_toml(path.parent / spec.train)
     base_data = read_toml(path.parent / spec.data) if spec.data else None
-    keys = list(spec.grid)
     jobs = []
-    for i, combo in enumerate(itertools.product(*(spec.grid[k] for k in keys))):
-        params = dict(zip(keys, combo, strict=True))
+    for i, params in enumerate(grid_points(spec)):
         overrides = {**spec.set, **params}
         train = apply_overrides(base_train, [_override(k, v, "train") for k, v in
                                              overrides.items() if k.startswith("train.")])
@@ -102,6 +115,18 @@ def expand(path: str | Path) -> list[Job]:
         label = "_".join(f"{_short(k)}={_fmt(v)}" for k, v in params.items())
         jobs.append(Job(f"{i:04d}" + (f"_{label}" if label else ""), params, train, data))
     return jobs
+
+
+def grid_points(spec: SweepSpec) -> list[dict[str, Any]]:
+    """The swept values of every run: the product of ``grid``, or the union over
+    ``cases`` of the product of each case's lists with ``grid``'s (case keys first)."""
+    grids = [{**c, **spec.grid} for c in spec.cases] or [spec.grid]
+    out = []
+    for g in grids:
+        keys = list(g)
+        out += [dict(zip(keys, combo, strict=True))
+                for combo in itertools.product(*(g[k] for k in keys))]
+    return out
 
 
 def _override(key: str, value: Any, prefix: str) -> str:
@@ -249,17 +274,57 @@ def collect(sweep_dir: str | Path) -> tuple[Path, Path]:
         writer.writeheader()
         writer.writerows(rows)
     os.replace(tmp, out_csv)
+    collect_final_metrics(sweep_dir)
     png = plot_collected(out_csv, keys, sweep_dir / "collected.png")
     return out_csv, png
+
+
+#: columns of ``collected_metrics.csv`` after the run name and the swept values
+FINAL_COLUMNS = ("n_train", "n_test", "step", "train_loss", "train_acc", "test_loss",
+                 "test_acc", "test_error")
+
+
+def collect_final_metrics(sweep_dir: str | Path) -> Path:
+    """One row per finished run into ``collected_metrics.csv``: the swept values, the
+    split sizes the run trained and evaluated on (its ``config.json``) and the last
+    line of its ``metrics.jsonl``, with ``test_error = 1 - test_acc`` on the held-out
+    split (the disjoint test set)."""
+    import csv
+
+    sweep_dir = Path(sweep_dir)
+    runs = json.loads((sweep_dir / SWEEP_FILE).read_text())["runs"]
+    keys = list(runs[0]["params"]) if runs else []
+    rows = []
+    for run in runs:
+        d = sweep_dir / "runs" / run["name"]
+        if not (d / "model.pt").is_file() or not (d / "metrics.jsonl").is_file():
+            continue
+        lines = [json.loads(x) for x in (d / "metrics.jsonl").read_text().splitlines()
+                 if x.strip()]
+        data = json.loads((d / "config.json").read_text()).get("data", {})
+        last = lines[-1]
+        rows.append({"run": run["name"], **{k: run["params"][k] for k in keys},
+                     "n_train": data.get("n_train"), "n_test": data.get("n_test"),
+                     **{k: last.get(k) for k in FINAL_COLUMNS[2:-1]},
+                     "test_error": 1.0 - last["test_acc"]})
+    out = sweep_dir / "collected_metrics.csv"
+    tmp = out.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["run", *keys, *FINAL_COLUMNS])
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, out)
+    return out
 
 
 
 
 def plot_collected(csv_path: Path, keys: list[str], png: Path,
-                   metric: str = "selectivity") -> Path:
+                   metric: str | None = None) -> Path:
     """Best score per level (max over sites, final step, mean over positions) against
     the first swept key that is not a seed, mean ± std over the other keys (seeds).
-    Reads only the collected table."""
+    ``metric`` defaults to selectivity, or accuracy when the runs probed without a
+    control task (``probe.control = false``). Reads only the collected table."""
     import csv
     from collections import defaultdict
 
@@ -270,8 +335,12 @@ def plot_collected(csv_path: Path, keys: list[str], png: Path,
     import numpy as np
 
     with csv_path.open() as f:
-        rows = [r for r in csv.DictReader(f) if r["metric"] == metric
-                and r["position"] == "mean" and r["split"] == "test"]
+        table = list(csv.DictReader(f))
+    if metric is None:
+        metric = ("selectivity" if any(r["metric"] == "selectivity" for r in table)
+                  else "accuracy")
+    rows = [r for r in table if r["metric"] == metric
+            and r["position"] == "mean" and r["split"] == "test"]
     if not rows:
         raise ConfigError(f"{csv_path} has no '{metric}' rows on the test split to plot")
     xkey = next((k for k in keys if "seed" not in _short(k)), None)

@@ -12,7 +12,8 @@ rank                   jacobian_rank, numerical_rank, effective_rank,
                        participation_ratio
 intrinsic_dim          twonn
 similarity             linear_cka, cka_onehot, rsa_tree, tree_distance
-sensitivity            relative_change, synonym_sensitivity
+sensitivity            relative_change, synonym_sensitivity,
+                       synonymic_sensitivity
 claims                 monotone_trend, geometric_fit, paper000_claims
 =====================  ====================================================
 """
@@ -38,7 +39,11 @@ from tmr.metrics.rank import (
     numerical_rank,
     participation_ratio,
 )
-from tmr.metrics.sensitivity import relative_change, synonym_sensitivity
+from tmr.metrics.sensitivity import (
+    relative_change,
+    synonym_sensitivity,
+    synonymic_sensitivity,
+)
 from tmr.metrics.similarity import cka_onehot, linear_cka, rsa_tree, tree_distance
 
 __all__ = [
@@ -69,6 +74,7 @@ __all__ = [
     "rsa_tree",
     "separation_he_su",
     "synonym_sensitivity",
+    "synonymic_sensitivity",
     "tree_distance",
     "twonn",
 ]

@@ -16,7 +16,7 @@ import numpy as np
 from generators import _rng
 from tmr.metrics._common import as_features
 
-__all__ = ["relative_change", "synonym_sensitivity"]
+__all__ = ["relative_change", "synonym_sensitivity", "synonymic_sensitivity"]
 
 
 def relative_change(h: object, h_resampled: object, *, rng: _rng.RNGLike = 0) -> float:
@@ -61,6 +61,35 @@ def synonym_sensitivity(layer_fn: Callable[[np.ndarray], Any], sample: Any, leve
         resample = rhm.resample_below
     seeds = _rng.as_seed_sequence(rng).spawn(2)
     other = resample(sample.world, sample, level, rng=np.random.default_rng(seeds[0]))
+    before, after = layer_fn(sample.x), layer_fn(other.x)
+    if isinstance(before, dict):
+        return {site: relative_change(before[site], after[site],
+                                      rng=np.random.default_rng(seeds[1]))
+                for site in before}
+    return relative_change(before, after, rng=np.random.default_rng(seeds[1]))
+
+
+def synonymic_sensitivity(layer_fn: Callable[[np.ndarray], Any], sample: Any, level: int, *,
+                          rng: _rng.RNGLike = 0) -> Any:
+    """Synonymic sensitivity of Cagnetta et al. (PRX 2024) of an RHM sample:
+
+        S_l = <|f(x) - f(P_l x)|^2>_x / <|f(x) - f(y)|^2>_{x,y}
+
+    where ``P_l`` replaces every level-``l`` tuple by one of its ``m - 1`` other
+    synonyms and keeps every other rule choice
+    (:func:`generators.rhm_exchange.exchange_synonyms`; ``level = L`` swaps the
+    input tuples, the paper's ``ℓ = 1``), and ``y`` is another sample of the set.
+
+    It differs from :func:`synonym_sensitivity`, which redraws *every* rule at and
+    below ``level`` (including the current one, with probability ``1/m`` per node):
+    that one measures invariance to the whole subtree below a level, this one to one
+    level of synonyms exactly, as in the paper. ``layer_fn`` maps ``sample.x`` to
+    ``(n, d)`` activations or a dict ``{site: (n, d)}``; returns a float or a dict.
+    """
+    from generators.rhm_exchange import exchange_synonyms
+
+    seeds = _rng.as_seed_sequence(rng).spawn(2)
+    other = exchange_synonyms(sample.world, sample, level, rng=np.random.default_rng(seeds[0]))
     before, after = layer_fn(sample.x), layer_fn(other.x)
     if isinstance(before, dict):
         return {site: relative_change(before[site], after[site],
