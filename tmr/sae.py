@@ -53,7 +53,9 @@ class SAEConfig:
         l1: L1 coefficient λ for relu.
         prefixes: Matryoshka prefix widths (increasing, last = width); default: width/8,
             width/4, width/2, width (those ≥ 1).
-        epochs: passes over the activations.
+        epochs: passes over the activations (raised so that at least ``min_steps`` Adam
+            steps run on small activation sets).
+        min_steps: least number of Adam steps.
         batch_size: rows per Adam step.
         lr: Adam learning rate.
     """
@@ -64,6 +66,7 @@ class SAEConfig:
     l1: float = 1e-3
     prefixes: tuple[int, ...] = field(default_factory=tuple)
     epochs: int = 3
+    min_steps: int = 300
     batch_size: int = 1024
     lr: float = 2e-3
 
@@ -74,8 +77,8 @@ class SAEConfig:
             raise ValueError(f"SAE width={self.width}: give a dictionary width > 0")
         if self.kind != "relu" and not 1 <= self.k <= self.width:
             raise ValueError(f"SAE k={self.k}: give 1 ≤ k ≤ width={self.width} active features")
-        if self.epochs <= 0 or self.batch_size <= 0 or self.lr <= 0:
-            raise ValueError("SAE epochs, batch_size and lr must be > 0")
+        if self.epochs <= 0 or self.min_steps < 0 or self.batch_size <= 0 or self.lr <= 0:
+            raise ValueError("SAE epochs, batch_size and lr must be > 0, min_steps ≥ 0")
         if self.kind == "matryoshka":
             p = self.prefixes or tuple(sorted({max(self.width // f, 1) for f in (8, 4, 2, 1)}))
             if list(p) != sorted(set(p)) or p[-1] != self.width or p[0] < 1:
@@ -86,6 +89,9 @@ class SAEConfig:
 
 class SparseAutoencoder(nn.Module):
     """Encoder/decoder of the module docstring; ``forward`` returns (codes, reconstruction)."""
+
+    centre: torch.Tensor
+    scale: torch.Tensor
 
     def __init__(self, d: int, config: SAEConfig):
         super().__init__()
@@ -98,10 +104,12 @@ class SparseAutoencoder(nn.Module):
         self.register_buffer("centre", torch.zeros(d))
         self.register_buffer("scale", torch.ones(()))
 
+    def _pre(self, u: torch.Tensor) -> torch.Tensor:
+        return torch.relu((u - self.b_dec) @ self.W_enc + self.b_enc)  # (n, m)
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Codes f ``(n, m)`` of raw activations ``x`` ``(n, d)``."""
-        u = (x - self.centre) / self.scale
-        pre = torch.relu((u - self.b_dec) @ self.W_enc + self.b_enc)  # (n, m)
+        pre = self._pre((x - self.centre) / self.scale)
         if self.config.kind == "relu":
             return pre
         val, idx = torch.topk(pre, self.config.k, dim=1)  # (n, k)
@@ -121,21 +129,26 @@ class SparseAutoencoder(nn.Module):
         self.W_dec.div_(self.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12))
 
     def loss(self, x: torch.Tensor) -> torch.Tensor:
-        """Training loss of the module docstring on a batch ``(b, d)`` of raw activations."""
+        """Training loss of the module docstring on a batch ``(b, d)`` of raw activations.
+
+        TopK codes are decoded sparsely (``embedding_bag`` over the k active rows of W_dec),
+        so the decoder costs O(k d) per sample instead of O(m d).
+        """
         u = (x - self.centre) / self.scale
-        f = self.encode(x)
+        pre = self._pre(u)
         d = x.shape[1]
-        if self.config.kind == "matryoshka":
-            total = x.new_zeros(())
-            for p in self.config.prefixes:
-                rec = f[:, :p] @ self.W_dec[:p] + self.b_dec
-                total = total + ((u - rec) ** 2).sum(1).mean() / d
-            return total
-        rec = f @ self.W_dec + self.b_dec
-        out = ((u - rec) ** 2).sum(1).mean() / d
         if self.config.kind == "relu":
-            out = out + self.config.l1 * f.sum(1).mean()
-        return out
+            rec = pre @ self.W_dec + self.b_dec
+            return ((u - rec) ** 2).sum(1).mean() / d + self.config.l1 * pre.sum(1).mean()
+        val, idx = torch.topk(pre, self.config.k, dim=1)  # (b, k)
+        prefixes = self.config.prefixes if self.config.kind == "matryoshka" else (0,)
+        total = x.new_zeros(())
+        for p in prefixes:
+            w = val if p == 0 or p == self.config.width else val * (idx < p)
+            rec = nn.functional.embedding_bag(idx, self.W_dec, per_sample_weights=w,
+                                              mode="sum") + self.b_dec  # (b, d)
+            total = total + ((u - rec) ** 2).sum(1).mean() / d
+        return total
 
 
 def _generator(rng: int | np.random.SeedSequence | np.random.Generator) -> np.random.Generator:
@@ -172,9 +185,10 @@ def train_sae(acts: np.ndarray | torch.Tensor, config: SAEConfig,
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     bs = min(config.batch_size, n)
     per_epoch = math.ceil(n / bs)
-    total = per_epoch * config.epochs
+    epochs = max(config.epochs, math.ceil(config.min_steps / per_epoch))
+    total = per_epoch * epochs
     step = 0
-    for _ in range(config.epochs):
+    for _ in range(epochs):
         order = torch.as_tensor(gen.permutation(n), device=dev)
         for b in range(per_epoch):
             batch = xd[order[b * bs:(b + 1) * bs]]
