@@ -189,6 +189,12 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> tupl
     saved = _saved_analyses(run)
     md += [line for title, _, lines in saved if lines
            for line in (f"## {title}", "", *lines, "")]
+    # --- interpretability tools (``tmr evaluate-tools``): only where tool_scores.csv exists
+    from tmr.tools_report import report_section
+
+    tool_sections = report_section(run)
+    md += [line for title, _, lines in tool_sections for line in (f"## {title}", "", *lines, "")]
+    # ---
     summary = dest / "summary.md"
     summary.write_text("\n".join(md))
     body = [f"<h1>Report: {html.escape(run.name)}</h1>", "<h2>Paper 000 claims</h2>",
@@ -200,6 +206,7 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> tupl
         if lines:
             body.append("<pre>" + html.escape("\n".join(lines)) + "</pre>")
         body += [f"<img src='data:image/png;base64,{b}'>" for b in pngs]
+    body += [f"<h2>{html.escape(title)}</h2>{section}" for title, section, _ in tool_sections]
     page = dest / "report.html"
     page.write_text("<!doctype html><html><head><meta charset='utf-8'><title>TMR report"
                     "</title></head><body>" + "\n".join(body) + "</body></html>")
