@@ -395,7 +395,7 @@ def evaluate_tools(
     seeds: Annotated[int, typer.Option(help="SAE seeds per width (canonicity needs ≥ 2)")] = 2,
     k: Annotated[int, typer.Option(help="active features of TopK / Matryoshka SAEs")] = 16,
     epochs: Annotated[int, typer.Option(help="SAE epochs over the activations")] = 3,
-    min_steps: Annotated[int, typer.Option(help="least SAE Adam steps")] = 300,
+    min_steps: Annotated[int, typer.Option(help="least SAE Adam steps")] = 250,
     n_train: Annotated[int, typer.Option(help="training-split activations for the SAEs")]
         = 100_000,
     n_eval: Annotated[int, typer.Option(help="probe-split samples scored")] = 4096,

@@ -67,7 +67,7 @@ class SAEConfig:
     l1: float = 0.03
     prefixes: tuple[int, ...] = field(default_factory=tuple)
     epochs: int = 3
-    min_steps: int = 300
+    min_steps: int = 250
     batch_size: int = 1024
     lr: float = 2e-3
 

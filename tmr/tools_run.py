@@ -107,10 +107,11 @@ def _child(ss: np.random.SeedSequence, *key: int) -> np.random.SeedSequence:
 
 
 def fit_tools(sd: SiteData, tools: Sequence[str], widths: Sequence[int], seeds: Sequence[int],
-              *, k: int = 16, epochs: int = 3, min_steps: int = 300, device: str = "cpu",
+              *, k: int = 16, epochs: int = 3, min_steps: int = 250, device: str = "cpu",
               progress: Progress | None = None) -> list[ToolFeatures]:
     """Fit every tool: SAEs at every width and seed (Matryoshka once per seed at the widest
-    width, its prefixes being the other widths), PCA and ntk once."""
+    width, its prefixes being the other widths and the widest halved down to k), PCA and
+    ntk once."""
     from tmr import sae as S
     from tmr.rg.spectral import PCAScheme
 
@@ -128,7 +129,7 @@ def fit_tools(sd: SiteData, tools: Sequence[str], widths: Sequence[int], seeds: 
             progress("fit tools", done, len(jobs))
         if tool in SAE_TOOLS:
             kind = S.tool_kind(tool)
-            prefixes = tuple(w for w in sorted(widths) if w <= width) if kind == "matryoshka" \
+            prefixes = matryoshka_prefixes(widths, min(k, width)) if kind == "matryoshka" \
                 else ()
             cfg = S.SAEConfig(kind=kind, width=width, k=min(k, width), epochs=epochs,
                               min_steps=min_steps, prefixes=prefixes)
@@ -151,6 +152,13 @@ def fit_tools(sd: SiteData, tools: Sequence[str], widths: Sequence[int], seeds: 
     return out
 
 
+def matryoshka_prefixes(widths: Sequence[int], k: int) -> tuple[int, ...]:
+    """The widths, and the widest width halved down to k: the Matryoshka's nested scales."""
+    top = max(widths)
+    halves = {top >> j for j in range(top.bit_length()) if (top >> j) >= k}
+    return tuple(sorted({*widths, *halves}))
+
+
 def _ntk_features(sd: SiteData, flat_eval: np.ndarray) -> ToolFeatures:
     """Feature-space eNTK modes V = orth((H − μ)ᵀ U) from the first NTK_SAMPLES samples
     (``tmr.rg.report``), scores (H − μ) V on all evaluation samples."""
@@ -169,7 +177,7 @@ def _ntk_features(sd: SiteData, flat_eval: np.ndarray) -> ToolFeatures:
 
 def evaluate_tools(run_dir: str | Path, site: str, tools: Sequence[str],
                    widths: Sequence[int] | str, seeds: Sequence[int] = (0,), *, k: int = 16,
-                   epochs: int = 3, min_steps: int = 300, n_train: int = 100_000,
+                   epochs: int = 3, min_steps: int = 250, n_train: int = 100_000,
                    n_eval: int = 4096, device: str = "auto", plots: bool = True,
                    progress: Progress | None = None) -> tuple[list[dict[str, Any]], list[Path]]:
     """Fit and score ``tools`` at ``site`` of a run; returns the rows and the files written
@@ -196,7 +204,7 @@ def evaluate_tools(run_dir: str | Path, site: str, tools: Sequence[str],
     for i, tf in enumerate(fitted):
         if progress is not None:
             progress("score", i, len(fitted))
-        scales = sorted(w for w in widths if w <= tf.width) if tf.tool == "matryoshka" \
+        scales = matryoshka_prefixes(widths, min(k, tf.width)) if tf.tool == "matryoshka" \
             else None
         rows += score_features(tf, latents, site=site, h=sd.h_eval, level_order=sd.level_order,
                                forward=forward, target=sd.target, scales=scales)
