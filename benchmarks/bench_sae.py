@@ -1,6 +1,6 @@
 """Benchmark: SAE training, width 8 × 256 = 2048 on 100k activations of width 256.
 
-    PYTHONPATH=$PWD python benchmarks/bench_sae.py [--n 100000] [--threads 2] [--kinds topk]
+    PYTHONPATH=$PWD python benchmarks/bench_sae.py [--n 100000] [--threads 1] [--kinds topk]
 
 Activations: a planted sparse dictionary (512 unit atoms in R^256, ~8 active per row, plus
 1 % noise), so the FVU column means something. Training uses ``SAEConfig`` defaults (Adam,
@@ -63,7 +63,7 @@ def timed(x: np.ndarray, cfg: SAEConfig, device: str) -> tuple[float, float, flo
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=100_000)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--kinds", default="topk,matryoshka,relu")
     ap.add_argument("--no-baseline", action="store_true")
     args = ap.parse_args()
