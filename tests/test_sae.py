@@ -85,7 +85,7 @@ def test_topk_sae_recovers_a_planted_sparse_dictionary(data_seed: int) -> None:
 def test_relu_sae_l1_trades_sparsity_for_error() -> None:
     x, _ = sparse_data(3, 4000)
     l0, err = [], []
-    for l1 in (0.003, 0.03, 0.1):
+    for l1 in (0.015, 0.15, 0.5):
         sae = train_sae(x, SAEConfig(kind="relu", width=ATOMS, l1=l1, min_steps=200,
                                      batch_size=512, lr=3e-3), 0)
         f = encode(sae, x)
@@ -98,7 +98,7 @@ def test_relu_sae_l1_trades_sparsity_for_error() -> None:
 def test_matryoshka_prefixes_reconstruct_better_with_width() -> None:
     x, _ = sparse_data(5)
     cfg = SAEConfig(kind="matryoshka", width=ATOMS, k=4, prefixes=(6, 12, 24, ATOMS),
-                    epochs=8, batch_size=512, lr=3e-3)
+                    min_steps=400, batch_size=512, lr=3e-3)
     scheme = SAEScheme(train_sae(x, cfg, 0))
     errors = [fvu(x, x - scheme(x, p).remainder) for p in cfg.prefixes]
     assert all(a > b for a, b in itertools.pairwise(errors)), errors

@@ -4,12 +4,13 @@ Model (Bricken et al. 2023; Gao et al. 2024; Bussmann et al. 2025). Inputs are
 standardised by a fixed centre c and scalar scale σ (E‖x − c‖² = d σ²), u = (x − c)/σ:
 
     pre = (u − b_dec) W_enc + b_enc            (n, m)
-    f   = ReLU(pre)                            kind "relu"  (loss + λ Σ_j f_j)
+    f   = ReLU(pre)                            kind "relu"  (loss + λ Σ_j f_j / √d)
     f   = TopK_k(ReLU(pre))                    kind "topk"  (exactly ≤ k active)
     f   = TopK_k(ReLU(pre))                    kind "matryoshka" (nested prefixes)
     û   = f W_dec + b_dec,   x̂ = c + σ û       decoder rows ‖W_dec[j]‖ = 1
 
-Loss: mean ‖u − û‖² / d (relu adds λ mean Σ_j f_j); Matryoshka sums the reconstruction loss
+Loss: mean ‖u − û‖² / d (relu adds λ mean Σ_j f_j / √d: codes of a standardised input
+scale like √d, so one λ suits every site width); Matryoshka sums the reconstruction loss
 over the prefix widths m_1 < … < m_P = m, using only the first m_p codes for prefix p.
 Adam on mini-batches for a fixed number of epochs; decoder rows renormalised after every
 step. Deterministic on CPU given the seed stream (initialisation and batch order come from
@@ -50,8 +51,9 @@ class SAEConfig:
         kind: ``relu`` (ReLU + L1), ``topk`` or ``matryoshka``.
         width: dictionary size m (> 0).
         k: active features per sample for topk / matryoshka.
-        l1: L1 coefficient λ for relu (per unit of the standardised input; 0.03 gives
-            roughly 16 active features of 48 on the planted dictionaries of the tests).
+        l1: L1 coefficient λ for relu (the penalty is λ Σ_j f_j / √d; 0.15 gives about 15
+            active features of 256 on the demo CNN's first layer, d = 256; 0.03 per unit
+            without the √d made every feature die there at widths ≥ 1024).
         prefixes: Matryoshka prefix widths (increasing, last = width); default: width/8,
             width/4, width/2, width (those ≥ 1).
         epochs: passes over the activations (raised so that at least ``min_steps`` Adam
@@ -64,7 +66,7 @@ class SAEConfig:
     kind: str = "topk"
     width: int = 512
     k: int = 16
-    l1: float = 0.03
+    l1: float = 0.15
     prefixes: tuple[int, ...] = field(default_factory=tuple)
     epochs: int = 3
     min_steps: int = 250
@@ -140,7 +142,8 @@ class SparseAutoencoder(nn.Module):
         d = x.shape[1]
         if self.config.kind == "relu":
             rec = pre @ self.W_dec + self.b_dec
-            return ((u - rec) ** 2).sum(1).mean() / d + self.config.l1 * pre.sum(1).mean()
+            return (((u - rec) ** 2).sum(1).mean() / d
+                    + self.config.l1 * pre.sum(1).mean() / math.sqrt(d))
         val, idx = torch.topk(pre, self.config.k, dim=1)  # (b, k)
         prefixes = self.config.prefixes if self.config.kind == "matryoshka" else (0,)
         total = x.new_zeros(())
