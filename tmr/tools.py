@@ -13,12 +13,14 @@ table holds (formulas in ``tmr.metrics.features``):
 - ``feature_level_fraction`` per level: the share of kept features whose best latent
   (AUROC ≥ FEATURE_MATCH_AUROC) lies in that level, and ``feature_depth``: the mean level
   index of the matched kept features (0 = root): coarse → fine as s grows;
+- ``dead_fraction``: share of the kept features that never fire on the evaluation samples;
 - ``fvu``, and the task observable with the site replaced by x̂_s: ``agreement`` with the
   full network's prediction, ``accuracy`` and ``delta_accuracy`` (root/level tasks);
 - per planted variable (aux arrays ``planted_*``, level ``planted.<name>``): ``planted_kept``
   = 1 when a kept feature reaches AUROC ≥ KEPT_AUROC for one of its values, else 0;
 - ``canonicity_seeds`` (Hungarian mean cosine over pairs of seeds at one width) and
-  ``canonicity_widths`` (width w against the next width, seed 0).
+  ``canonicity_widths`` (width w against the next width, lowest seed), both over the
+  features that fire on some evaluation sample.
 """
 
 from __future__ import annotations
@@ -130,6 +132,7 @@ def score_features(tf: ToolFeatures, latents: Latents, *, site: str, h: np.ndarr
     depth = {name: i for i, name in enumerate(level_order)}
     lev = np.array(latents.level, dtype=object)
     f1_cache: dict[tuple[int, int], float] = {}
+    live = np.any(tf.codes != 0, axis=0)  # (m,) features that fire on some sample
     full = forward(np.asarray(h)) if forward is not None else None
     acc_full = (float((full.argmax(-1) == target).mean())
                 if full is not None and target is not None else None)
@@ -165,6 +168,7 @@ def score_features(tf: ToolFeatures, latents: Latents, *, site: str, h: np.ndarr
             add(s, "feature_depth", float(np.mean(known)) if known else float("nan"))
         recon = tf.codes[:, :s] @ tf.decoder[:s] + tf.offset  # (n, d)
         add(s, "fvu", fvu(flat, recon))
+        add(s, "dead_fraction", float(np.mean(~live[:s])))
         if full is not None and forward is not None:
             out = forward(recon.reshape(np.shape(h)))
             add(s, "agreement", float((out.argmax(-1) == full.argmax(-1)).mean()))
@@ -191,7 +195,7 @@ def canonicity_rows(fitted: Sequence[ToolFeatures], site: str) -> list[dict[str,
             same = sorted((f for f in fits if f.width == w), key=lambda f: f.seed)
             pairs = list(itertools.combinations(same, 2))
             if pairs:
-                v = np.mean([canonicity(a.decoder, b.decoder, signed=signed) for a, b in pairs])
+                v = np.mean([canonicity(_live(a), _live(b), signed=signed) for a, b in pairs])
                 rows.append({**common, "width": w, "seed": -1, "scale": w,
                              "metric": "canonicity_seeds", "value": float(v)})
         for w1, w2 in itertools.pairwise(widths):
@@ -199,8 +203,14 @@ def canonicity_rows(fitted: Sequence[ToolFeatures], site: str) -> list[dict[str,
             b = min((f for f in fits if f.width == w2), key=lambda f: f.seed)
             rows.append({**common, "width": w2, "seed": a.seed, "scale": w1,
                          "metric": "canonicity_widths",
-                         "value": canonicity(a.decoder, b.decoder, signed=signed)})
+                         "value": canonicity(_live(a), _live(b), signed=signed)})
     return rows
+
+
+def _live(tf: ToolFeatures) -> np.ndarray:
+    """Decoder rows of the features that fire on some evaluation sample (dead SAE features
+    are random directions and would only dilute the matching)."""
+    return tf.decoder[np.any(tf.codes != 0, axis=0)]
 
 
 def write_rows(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
