@@ -35,6 +35,8 @@ MONO_AUROC = 0.95
 # Latent values rarer than this (count of positives or negatives) are not scored: their
 # AUROC has a standard error above ~0.1 (Hanley & McNeil 1982).
 MIN_COUNT = 10
+# Feature columns ranked at a time by auroc_matrix (4096 samples × 512 floats = 16 MB).
+RANK_CHUNK = 512
 
 
 @dataclass(frozen=True)
@@ -86,9 +88,11 @@ def auroc_matrix(features: np.ndarray, y: np.ndarray) -> np.ndarray:
     n0 = yy.shape[0] - n1
     if np.any(n1 == 0) or np.any(n0 == 0):
         raise ValueError("every indicator needs positives and negatives for an AUROC")
-    ranks = rankdata(f, axis=0)  # (n, k) average ranks
-    r_pos = ranks.T @ yy  # (k, m)
-    return (r_pos - n1 * (n1 + 1) / 2) / (n1 * n0)
+    out = np.empty((f.shape[1], yy.shape[1]))
+    for lo in range(0, f.shape[1], RANK_CHUNK):  # (n, chunk) ranks at a time: bounded memory
+        ranks = rankdata(f[:, lo:lo + RANK_CHUNK], axis=0)  # average ranks
+        out[lo:lo + RANK_CHUNK] = ranks.T @ yy  # R₊ per (feature, indicator)
+    return (out - n1 * (n1 + 1) / 2) / (n1 * n0)
 
 
 def best_f1(feature: np.ndarray, y: np.ndarray) -> tuple[float, float]:
