@@ -43,6 +43,16 @@ def test_auroc_matches_pairwise_definition_with_ties() -> None:
         assert a[j, i] == pytest.approx(brute_auroc(f[:, j], y[:, i]))
 
 
+def test_auroc_is_the_same_in_column_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tmr.metrics.features as F
+
+    rng = np.random.default_rng(1)
+    f, y = rng.standard_normal((50, 7)), rng.random((50, 3)) < 0.5
+    whole = auroc_matrix(f, y)
+    monkeypatch.setattr(F, "RANK_CHUNK", 2)
+    np.testing.assert_allclose(auroc_matrix(f, y), whole)
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_feature_equal_to_latent_scores_one_independent_feature_half(seed: int) -> None:
     rng = np.random.default_rng(seed)
