@@ -212,3 +212,26 @@ def test_evaluate_tools_cli_bad_input_is_one_message(run_dir: Path, args: list[s
 def test_evaluate_tools_cli_rejects_a_directory_that_is_not_a_run(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["evaluate-tools", str(tmp_path), "--site", "layers.0.post"])
     assert res.exit_code == 2 and "not a training run" in " ".join(res.output.split())
+
+
+def test_per_token_reads_transformer_sites_token_by_token(run_dir: Path,
+                                                         tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    data = run_dir.parent / "rhm.h5"
+    cfg = {**TINY, "data_path": str(data),
+           "model": {"kind": "transformer", "width": 8, "n_layers": 1, "n_heads": 2}}
+    run(from_dict(TrainConfig, cfg), tmp_path / "tf")
+    res = CliRunner().invoke(app, ["evaluate-tools", str(tmp_path / "tf"), "--site",
+                                   "layers.0.post", "--tools", "sae-topk,pca", "--widths", "2x",
+                                   "--k", "2", "--min-steps", "10", "--seeds", "1",
+                                   "--per-token"])
+    assert res.exit_code == 0, res.output
+    rows = read_rows(tmp_path / "tf" / "tools" / "layers.0.post" / "tool_scores.csv")
+    assert {r["d"] for r in rows} == {8}  # one row of width 8 per token
+    assert {r["n"] for r in rows} == {120 * 8}  # the 120 test samples × 8 tokens
+    # the leaves have one label per token, the root is repeated; level1/level2 do not align
+    levels = {r["level"] for r in rows if r["metric"] == "mean_auroc"}
+    assert "level3" in levels and "level1" not in levels and "level2" not in levels
+    res = CliRunner().invoke(app, ["evaluate-tools", str(run_dir), "--site", "layers.0.post",
+                                   "--per-token"])
+    assert res.exit_code == 2 and "for transformer runs" in " ".join(res.output.split())

@@ -401,6 +401,8 @@ def evaluate_tools(
     n_eval: Annotated[int, typer.Option(help="probe-split samples scored")] = 4096,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")] = "auto",
     threads: Annotated[int, typer.Option(help="torch CPU threads")] = 1,
+    per_token: Annotated[bool, typer.Option(
+        help="sequence sites: one row per token (levels per token)")] = False,
 ) -> None:
     """Train SAEs on a site and score them, PCA and eNTK modes against the known latents:
     AUROC/F1 per latent, monosemantic fraction, level per feature, canonicity,
@@ -425,7 +427,8 @@ def evaluate_tools(
 
             rows, paths = run_tools(run_dir, site, tool_list, widths, list(range(seeds)),
                                     k=k, epochs=epochs, min_steps=min_steps, n_train=n_train,
-                                    n_eval=n_eval, device=device, progress=progress)
+                                    n_eval=n_eval, device=device, progress=progress,
+                                    per_token=per_token)
     except (ValueError, FileNotFoundError) as e:
         fail(str(e))
     from tmr.tools_report import summary_lines

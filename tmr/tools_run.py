@@ -61,8 +61,13 @@ def _capture(model: torch.nn.Module, x: torch.Tensor, site: str) -> np.ndarray:
 
 
 def load_site(run_dir: str | Path, site: str, *, n_train: int = 100_000, n_eval: int = 4096,
-              step: int | None = None) -> SiteData:
-    """Activations, latents and task labels of ``site`` in a ``train-and-probe`` run."""
+              step: int | None = None, per_token: bool = False) -> SiteData:
+    """Activations, latents and task labels of ``site`` in a ``train-and-probe`` run.
+
+    ``per_token``: a sequence site ``(n, T, d)`` is read as n·T rows of width d (the usual
+    transformer SAE); levels with T positions become one label per token, per-sample levels
+    (one position) are repeated over the tokens, other levels are left out.
+    """
     from generators import stream, streams
     from tmr.bounds_run import _data_path
     from tmr.data_adapter import _targets, prepare_task
@@ -79,6 +84,9 @@ def load_site(run_dir: str | Path, site: str, *, n_train: int = 100_000, n_eval:
     sites = list(getattr(model, "sites", ()))
     if site not in sites:
         raise ValueError(f"unknown site {site!r}; this run's model has the sites {sites}")
+    if per_token and cfg.model.kind != "transformer":
+        raise ValueError(f"--per-token reads sites as (tokens, width); it is for transformer "
+                         f"runs, this run's model is a {cfg.model.kind}")
     model = model.eval()
     seeds = streams(cfg.seed, *SEED_STREAMS)
     data = prepare_task(str(_data_path(run, data_path)), cfg.task, cfg.data, cfg.probe,
@@ -95,8 +103,16 @@ def load_site(run_dir: str | Path, site: str, *, n_train: int = 100_000, n_eval:
         y = _targets(sample, x_eval, cfg.task, data.data_vocab).numpy()
         target = y if y.ndim == 1 else None
     h_train = _capture(model, data.x_train[:n_train], site)
-    h_train = h_train.reshape(len(h_train), -1).astype(np.float32)
     h_eval = _capture(model, x_eval, site).astype(np.float64)
+    if per_token:
+        if h_eval.ndim != 3:
+            raise ValueError(f"--per-token needs a sequence site (T, d) per sample; {site!r} "
+                             f"has shape {tuple(h_eval.shape[1:])} per sample")
+        n, t = h_eval.shape[:2]
+        levels = {k: (v.reshape(n * t, 1) if v.shape[1] == t else np.repeat(v, t, axis=0))
+                  for k, v in levels.items() if v.shape[1] in (1, t)}
+        h_train = h_train.reshape(-1, h_train.shape[-1])
+    h_train = h_train.reshape(len(h_train), -1).astype(np.float32)
     return SiteData(model=model, site=site, h_train=h_train, h_eval=h_eval, x_eval=x_eval,
                     levels=levels, level_order=list(levels), target=target,
                     sae_seed=stream(cfg.seed, "sae"), tools_dir=run / "tools" / site)
@@ -116,7 +132,7 @@ def fit_tools(sd: SiteData, tools: Sequence[str], widths: Sequence[int], seeds: 
     from tmr.rg.spectral import PCAScheme
 
     out: list[ToolFeatures] = []
-    flat_eval = sd.h_eval.reshape(len(sd.h_eval), -1)
+    flat_eval = sd.h_eval.reshape(-1, sd.h_train.shape[1])  # (rows, d): samples or tokens
     jobs: list[tuple[str, int, int]] = []
     for tool in tools:
         if tool in SAE_TOOLS:
@@ -179,10 +195,11 @@ def evaluate_tools(run_dir: str | Path, site: str, tools: Sequence[str],
                    widths: Sequence[int] | str, seeds: Sequence[int] = (0,), *, k: int = 16,
                    epochs: int = 3, min_steps: int = 250, n_train: int = 100_000,
                    n_eval: int = 4096, device: str = "auto", plots: bool = True,
+                   per_token: bool = False,
                    progress: Progress | None = None) -> tuple[list[dict[str, Any]], list[Path]]:
     """Fit and score ``tools`` at ``site`` of a run; returns the rows and the files written
     (``tool_scores.csv`` first, then the figures). ``widths``: integers, or text such as
-    ``"1x,4x,1024"`` (``Nx`` = N times the site width)."""
+    ``"1x,4x,1024"`` (``Nx`` = N times the site width); ``per_token``: see ``load_site``."""
     from tmr.tools import parse_tools, parse_widths
     from tmr.train import resolve_device
 
@@ -192,7 +209,10 @@ def evaluate_tools(run_dir: str | Path, site: str, tools: Sequence[str],
     if not seeds:
         raise ValueError("seeds is empty: give at least one SAE seed")
     dev = str(resolve_device(device))
-    sd = load_site(run_dir, site, n_train=n_train, n_eval=n_eval)
+    if per_token and "ntk" in tools:
+        raise ValueError("the ntk tool works per sample (an n × n kernel); drop it with "
+                         "--per-token")
+    sd = load_site(run_dir, site, n_train=n_train, n_eval=n_eval, per_token=per_token)
     widths = parse_widths(text, sd.h_train.shape[1])
     fitted = fit_tools(sd, tools, widths, seeds, k=k, epochs=epochs, min_steps=min_steps,
                        device=dev, progress=progress)
