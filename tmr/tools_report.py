@@ -134,7 +134,7 @@ def summary_lines(rows: Sequence[Row]) -> list[str]:
     tools = list(dict.fromkeys(r["tool"] for r in main))
     levels = list(dict.fromkeys(r["level"] for r in main if r["metric"] == "mean_auroc"))
     head = ["tool", "width", "mono fraction", *[f"AUROC {lv}" for lv in levels], "FVU",
-            "Δ accuracy", "canonicity (seeds)"]
+            "Δ accuracy", "canonicity (seeds, mean over widths)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for tool in tools:
         mine = [r for r in main if r["tool"] == tool]
