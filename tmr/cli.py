@@ -383,6 +383,61 @@ def bound(
     console.print(f"wrote {csv_path}, {png}")
 
 
+@app.command("evaluate-tools")
+def evaluate_tools(
+    run_dir: Annotated[Path, typer.Argument(help="a train-and-probe run directory")],
+    site: Annotated[str, typer.Option(help="hook site, e.g. layers.0.post")],
+    tools: Annotated[str, typer.Option(
+        help="comma-separated: sae-relu, sae-topk, matryoshka, pca, ntk")]
+        = "sae-topk,matryoshka,pca",
+    widths: Annotated[str, typer.Option(
+        help="SAE dictionary widths: integers or multiples of the site width (2x)")] = "1x,4x",
+    seeds: Annotated[int, typer.Option(help="SAE seeds per width (canonicity needs ≥ 2)")] = 2,
+    k: Annotated[int, typer.Option(help="active features of TopK / Matryoshka SAEs")] = 16,
+    epochs: Annotated[int, typer.Option(help="SAE epochs over the activations")] = 3,
+    min_steps: Annotated[int, typer.Option(help="least SAE Adam steps")] = 250,
+    n_train: Annotated[int, typer.Option(help="training-split activations for the SAEs")]
+        = 100_000,
+    n_eval: Annotated[int, typer.Option(help="probe-split samples scored")] = 4096,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")] = "auto",
+    threads: Annotated[int, typer.Option(help="torch CPU threads")] = 1,
+    per_token: Annotated[bool, typer.Option(
+        help="sequence sites: one row per token (levels per token)")] = False,
+) -> None:
+    """Train SAEs on a site and score them, PCA and eNTK modes against the known latents:
+    AUROC/F1 per latent, monosemantic fraction, level per feature, canonicity,
+    faithfulness and reconstruction error (RUN/tools/<site>/tool_scores.csv + figures)."""
+    import torch
+
+    from tmr.tools import parse_tools, parse_widths
+    from tmr.tools_run import evaluate_tools as run_tools
+
+    torch.set_num_threads(max(threads, 1))
+    try:
+        tool_list = parse_tools(tools)
+        if seeds <= 0 or k <= 0:
+            raise ValueError(f"--seeds {seeds} --k {k}: both must be > 0")
+        parse_widths(widths, 1 << 20)  # syntax and signs now; "Nx" resolved at the site
+        tasks: dict[str, object] = {}
+        with progress_bar() as bar:
+            def progress(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(stage, total=total)
+                bar.update(tasks[stage], completed=done, total=total)  # type: ignore[arg-type]
+
+            rows, paths = run_tools(run_dir, site, tool_list, widths, list(range(seeds)),
+                                    k=k, epochs=epochs, min_steps=min_steps, n_train=n_train,
+                                    n_eval=n_eval, device=device, progress=progress,
+                                    per_token=per_token)
+    except (ValueError, FileNotFoundError) as e:
+        fail(str(e))
+    from tmr.tools_report import summary_lines
+
+    for line in summary_lines(rows):
+        console.print(line, markup=False, highlight=False)
+    console.print(f"wrote {', '.join(str(p) for p in paths)}")
+
+
 @app.command()
 def report(
     run_dir: Annotated[Path, typer.Argument(help="a run directory with layer_metrics.csv")],

@@ -34,6 +34,7 @@ from tmr.io import atomic_path
 from tmr.metrics.claims import GEOMETRIC_MIN_R2, MONOTONE_MIN_RHO, paper000_claims
 from tmr.metrics.table import read_table
 from tmr.report_html import figure, page, png_base64, table
+from tmr.tools_report import report_section as tool_sections
 
 __all__ = ["SECTIONS", "RunData", "Section", "claims_from_rows", "write_report"]
 
@@ -281,6 +282,21 @@ def saved_analyses_section(run: RunData) -> tuple[str, str] | None:
     return ("Coarse-graining and bounds", "".join(parts)) if parts else None
 
 
+def tools_section(run: RunData) -> tuple[str, str] | None:
+    """Interpretability tools scored against the latents (``tmr evaluate-tools``), one
+    block per evaluated site."""
+    parts = tool_sections(run.run)
+    if not parts:
+        return None
+    intro = ("<p>Each tool (sparse autoencoders, PCA, NTK modes) is a coarse-graining of one "
+             "site whose scale is the number of features kept. Every latent variable (level × "
+             "position × value) is matched with the single feature that separates it best "
+             "(AUROC); a latent is <em>monosemantic</em> when that AUROC reaches 0.95. "
+             "Scores come from <code>tools/&lt;site&gt;/tool_scores.csv</code>.</p>")
+    return "Interpretability tools", intro + "".join(
+        f"<h3>{html.escape(title)}</h3>{body}" for title, body, _ in parts)
+
+
 def files_section(run: RunData) -> tuple[str, str] | None:
     """Links to the run's files, so every number above can be traced to its source."""
     r = run.run
@@ -302,7 +318,7 @@ def files_section(run: RunData) -> tuple[str, str] | None:
 #: the report's sections in page order (append to add one to every report)
 SECTIONS: list[Section] = [claims_section, probes_section, metrics_table_section,
                            metric_figures_section, information_plane_section,
-                           saved_analyses_section, files_section]
+                           saved_analyses_section, tools_section, files_section]
 
 
 def _generator_params(run: RunData) -> dict[str, Any]:
@@ -399,6 +415,8 @@ def _summary_md(run: RunData) -> str:
             md += [f"## {title}", "", "| " + " | ".join(rows[0]) + " |",
                    "|" + "---|" * len(rows[0]),
                    *("| " + " | ".join(r) + " |" for r in rows[1:]), ""]
+    for title, _, lines in tool_sections(run.run):
+        md += [f"## Interpretability tools {title}", "", *lines, ""]
     return "\n".join(md)
 
 

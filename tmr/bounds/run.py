@@ -13,7 +13,7 @@ import torch
 
 from tmr.bounds import core as B
 
-SCHEMES = ("pca",)
+SCHEMES = ("pca", "sae-relu", "sae-topk", "matryoshka")  # SAEs: saved by tmr evaluate-tools
 COLUMNS = ("site", "scheme", "keep", "observable", "n_inputs", "eps", "status", "certified",
            "empirical", "ratio", "relevant_certified", "relevant_empirical", "separation_index",
            "tail_variance_fraction", "tail_natural_scale", "no_flip_certified",
@@ -119,7 +119,12 @@ def bound_run(run_dir: str | Path, site: str, *, scheme: str = "pca", keep: int 
         raise ValueError(f"unknown scheme {scheme!r}; available: {list(SCHEMES)}")
     model, h, y = site_activations(run_dir, site, max(n_pca, n_inputs), step=step)
     acts = h.reshape(len(h), -1).numpy()  # (n, d)
-    V_rel, V_tail = B.pca_split(acts[:n_pca], keep)
+    if scheme == "pca":
+        V_rel, V_tail = B.pca_split(acts[:n_pca], keep)
+    else:  # the widest saved SAE of that kind: span of its `keep` kept decoder directions
+        from tmr.sae import sae_split
+
+        V_rel, V_tail = sae_split(Path(run_dir) / "tools" / site, scheme, acts[:n_pca], keep)
     labels = y[:n_inputs]
     obs = parse_observable(observable, labels)
     scale = B.natural_scale(acts[:n_pca], V_tail)

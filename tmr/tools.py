@@ -1,0 +1,240 @@
+"""Score interpretability tools (SAEs, PCA, eNTK modes) against a run's known latents.
+
+Every tool gives, on the evaluation samples, features F ``(n, m)`` ordered by relevance, a
+decoder D ``(m, d)`` and an offset b ``(d,)`` with the reconstruction at scale s
+x̂_s = F[:, :s] D[:s] + b (SAEs: codes and raw-unit decoder rows, ordered as in
+``tmr.sae.feature_order``; PCA: scores, principal directions, mean; ntk: the feature-space
+modes of the eNTK, ``tmr.rg.report``). At every scale s of the ladder 1, 2, 4, …, m the
+table holds (formulas in ``tmr.metrics.features``):
+
+- per latent (level, position, value): ``auroc`` (best kept feature, sign-free),
+  ``auroc_sign``, ``f1``; per level ``mean_auroc`` and ``mono_fraction`` (share of its
+  latents with AUROC ≥ MONO_AUROC; level ``""``: all latents);
+- ``feature_level_fraction`` per level: the share of kept features whose best latent
+  (AUROC ≥ FEATURE_MATCH_AUROC) lies in that level, and ``feature_depth``: the mean level
+  index of the matched kept features (0 = root): coarse → fine as s grows;
+- ``dead_fraction``: share of the kept features that never fire on the evaluation samples;
+- ``fvu``, and the task observable with the site replaced by x̂_s: ``agreement`` with the
+  full network's prediction, ``accuracy`` and ``delta_accuracy`` (root/level tasks);
+- per planted variable (aux arrays ``planted_*``, level ``planted.<name>``): ``planted_kept``
+  = 1 when a kept feature reaches AUROC ≥ KEPT_AUROC for one of its values, else 0;
+- ``canonicity_seeds`` (Hungarian mean cosine over pairs of seeds at one width) and
+  ``canonicity_widths`` (width w against the next width, lowest seed), both over the
+  features that fire on some evaluation sample.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tmr.metrics.features import (
+    MONO_AUROC,
+    Latents,
+    auroc_matrix,
+    best_f1,
+    canonicity,
+    fvu,
+)
+
+TOOLS = ("sae-relu", "sae-topk", "matryoshka", "pca", "ntk")
+SAE_TOOLS = ("sae-relu", "sae-topk", "matryoshka")
+PLANTED_PREFIX = "planted_"
+# A kept feature with this AUROC for a planted variable's value means the tool keeps it.
+KEPT_AUROC = 0.8
+# A feature "matches" a level when its best latent reaches this AUROC.
+FEATURE_MATCH_AUROC = 0.75
+# Samples of the eNTK (n × n kernel); its feature-space modes then score all samples.
+NTK_SAMPLES = 512
+COLUMNS = ("tool", "site", "width", "seed", "scale", "level", "position", "latent_value",
+           "metric", "value", "feature", "n", "d")
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class ToolFeatures:
+    """One fitted tool: codes ``(n, m)``, decoder ``(m, d)``, offset ``(d,)``, ordered."""
+
+    tool: str
+    width: int
+    seed: int
+    codes: np.ndarray
+    decoder: np.ndarray
+    offset: np.ndarray
+
+
+def scale_ladder(m: int) -> list[int]:
+    """1, 2, 4, … below m, then m."""
+    out, s = [], 1
+    while s < m:
+        out.append(s)
+        s *= 2
+    return [*out, m]
+
+
+def parse_tools(text: str) -> list[str]:
+    """'sae-topk,pca' → ['sae-topk', 'pca'], each checked against :data:`TOOLS`."""
+    tools = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [t for t in tools if t not in TOOLS]
+    if bad or not tools:
+        raise ValueError(f"unknown tool {bad[0] if bad else text!r}; choose from {list(TOOLS)}")
+    return tools
+
+
+def parse_widths(text: str, d: int | None = None) -> list[int]:
+    """'256,2x,8x' → dictionary widths (``Nx`` = N times the site width d); each > 0."""
+    out: list[int] = []
+    for tok in (t.strip() for t in text.split(",") if t.strip()):
+        try:
+            w = (float(tok[:-1]) * (d if d is not None else 0)) if tok.endswith("x") \
+                else float(tok)
+        except ValueError:
+            raise ValueError(f"bad width {tok!r}; give integers or multiples like 8x") from None
+        if tok.endswith("x") and d is None:
+            raise ValueError(f"width {tok!r} needs the site width; give an integer")
+        if w <= 0 or w != int(w):
+            raise ValueError(f"width {tok!r} must be a positive integer (got {w:g}); "
+                             "give widths > 0")
+        out.append(int(w))
+    if not out:
+        raise ValueError("no widths given; e.g. --widths 1x,2x,8x")
+    return sorted(set(out))
+
+
+def score_features(tf: ToolFeatures, latents: Latents, *, site: str, h: np.ndarray,
+                   level_order: Sequence[str],
+                   forward: Callable[[np.ndarray], np.ndarray] | None = None,
+                   target: np.ndarray | None = None,
+                   scales: Sequence[int] | None = None) -> list[dict[str, Any]]:
+    """Tidy rows (module docstring) of one tool at every scale; ``h`` ``(n, *site_shape)``
+    are the site's activations on the same samples as ``tf.codes``."""
+    n, m = tf.codes.shape
+    flat = np.asarray(h, dtype=np.float64).reshape(n, -1)
+    d = flat.shape[1]
+    base = {"tool": tf.tool, "site": site, "width": tf.width, "seed": tf.seed, "n": n, "d": d}
+    rows: list[dict[str, Any]] = []
+
+    def add(scale: int, metric: str, value: float, level: str = "", position: int = -1,
+            latent_value: int = -1, feature: int = -1) -> None:
+        rows.append({**base, "scale": scale, "level": level, "position": position,
+                     "latent_value": latent_value, "metric": metric, "value": float(value),
+                     "feature": feature})
+
+    has_latents = latents.y.shape[1] > 0
+    raw = auroc_matrix(tf.codes, latents.y) if has_latents else np.zeros((m, 0))  # (m, L)
+    oriented = np.maximum(raw, 1.0 - raw)
+    depth = {name: i for i, name in enumerate(level_order)}
+    lev = np.array(latents.level, dtype=object)
+    f1_cache: dict[tuple[int, int], float] = {}
+    live = np.any(tf.codes != 0, axis=0)  # (m,) features that fire on some sample
+    full = forward(np.asarray(h)) if forward is not None else None
+    acc_full = (float((full.argmax(-1) == target).mean())
+                if full is not None and target is not None else None)
+    for s in scales or scale_ladder(m):
+        s = min(int(s), m)
+        if has_latents:
+            best = np.argmax(oriented[:s], axis=0)  # (L,)
+            score = oriented[best, np.arange(best.size)]
+            for i in range(best.size):
+                j = int(best[i])
+                key = (j, i)
+                if key not in f1_cache:
+                    sign = 1.0 if raw[j, i] >= 0.5 else -1.0
+                    f1_cache[key] = best_f1(sign * tf.codes[:, j], latents.y[:, i])[0]
+                where = (latents.level[i], latents.position[i], latents.value[i], j)
+                add(s, "auroc", score[i], *where)
+                add(s, "auroc_sign", 1.0 if raw[j, i] >= 0.5 else -1.0, *where)
+                add(s, "f1", f1_cache[key], *where)
+            for name in dict.fromkeys(latents.level):
+                sel = lev == name
+                add(s, "mean_auroc", score[sel].mean(), level=name)
+                add(s, "mono_fraction", (score[sel] >= MONO_AUROC).mean(), level=name)
+                if name.startswith("planted."):
+                    add(s, "planted_kept", float(score[sel].max() >= KEPT_AUROC), level=name)
+            add(s, "mono_fraction", (score >= MONO_AUROC).mean())
+            match = np.argmax(oriented[:s], axis=1)  # (s,) best latent per kept feature
+            ok = oriented[np.arange(s), match] >= FEATURE_MATCH_AUROC
+            hier = [depth.get(latents.level[int(k)]) for k in match[ok]]
+            for name in dict.fromkeys(latents.level):
+                add(s, "feature_level_fraction",
+                    float(np.sum((lev[match] == name) & ok) / s), level=name)
+            known = [v for v in hier if v is not None]
+            add(s, "feature_depth", float(np.mean(known)) if known else float("nan"))
+        recon = tf.codes[:, :s] @ tf.decoder[:s] + tf.offset  # (n, d)
+        add(s, "fvu", fvu(flat, recon))
+        add(s, "dead_fraction", float(np.mean(~live[:s])))
+        if full is not None and forward is not None:
+            out = forward(recon.reshape(np.shape(h)))
+            add(s, "agreement", float((out.argmax(-1) == full.argmax(-1)).mean()))
+            if acc_full is not None:
+                acc = float((out.argmax(-1) == target).mean())
+                add(s, "accuracy", acc)
+                add(s, "delta_accuracy", acc - acc_full)
+    return rows
+
+
+def canonicity_rows(fitted: Sequence[ToolFeatures], site: str) -> list[dict[str, Any]]:
+    """``canonicity_seeds`` per (tool, width) over seed pairs and ``canonicity_widths`` from
+    each width to the next (lowest seed), for tools with several fits."""
+    rows: list[dict[str, Any]] = []
+    by_tool: dict[str, list[ToolFeatures]] = {}
+    for tf in fitted:
+        by_tool.setdefault(tf.tool, []).append(tf)
+    for tool, fits in by_tool.items():
+        signed = tool in SAE_TOOLS
+        widths = sorted({f.width for f in fits})
+        common = {"tool": tool, "site": site, "level": "", "position": -1, "latent_value": -1,
+                  "feature": -1, "n": len(fits[0].codes), "d": fits[0].decoder.shape[1]}
+        for w in widths:
+            same = sorted((f for f in fits if f.width == w), key=lambda f: f.seed)
+            pairs = list(itertools.combinations(same, 2))
+            if pairs:
+                v = np.mean([canonicity(_live(a), _live(b), signed=signed) for a, b in pairs])
+                rows.append({**common, "width": w, "seed": -1, "scale": w,
+                             "metric": "canonicity_seeds", "value": float(v)})
+        for w1, w2 in itertools.pairwise(widths):
+            a = min((f for f in fits if f.width == w1), key=lambda f: f.seed)
+            b = min((f for f in fits if f.width == w2), key=lambda f: f.seed)
+            rows.append({**common, "width": w2, "seed": a.seed, "scale": w1,
+                         "metric": "canonicity_widths",
+                         "value": canonicity(_live(a), _live(b), signed=signed)})
+    return rows
+
+
+def _live(tf: ToolFeatures) -> np.ndarray:
+    """Decoder rows of the features that fire on some evaluation sample (dead SAE features
+    are random directions and would only dilute the matching)."""
+    return tf.decoder[np.any(tf.codes != 0, axis=0)]
+
+
+def write_rows(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
+    """Tidy rows with :data:`COLUMNS` to a CSV, atomically; floats to 8 significant digits."""
+    from tmr import io
+
+    with io.atomic_path(Path(path)) as tmp, tmp.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(COLUMNS))
+        w.writeheader()
+        for r in rows:
+            w.writerow({c: (f"{r[c]:.8g}" if isinstance(r[c], float) else r[c])
+                        for c in COLUMNS})
+    return Path(path)
+
+
+def read_rows(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a ``tool_scores.csv``, numbers parsed."""
+    ints = ("width", "seed", "scale", "position", "latent_value", "feature", "n", "d")
+    out = []
+    with Path(path).open(newline="") as f:
+        for r in csv.DictReader(f):
+            row: dict[str, Any] = dict(r)
+            for k in ints:
+                row[k] = int(r[k])
+            row["value"] = float(r["value"])
+            out.append(row)
+    return out
