@@ -61,12 +61,19 @@ def synonym_sensitivity(layer_fn: Callable[[np.ndarray], Any], sample: Any, leve
         resample = rhm.resample_below
     seeds = _rng.as_seed_sequence(rng).spawn(2)
     other = resample(sample.world, sample, level, rng=np.random.default_rng(seeds[0]))
-    before, after = layer_fn(sample.x), layer_fn(other.x)
+    return _changes(layer_fn, sample.x, other.x, seeds[1])
+
+
+def _changes(layer_fn: Callable[[np.ndarray], Any], x: np.ndarray, x_other: np.ndarray,
+             seed: np.random.SeedSequence) -> Any:
+    """:func:`relative_change` of ``layer_fn`` between ``x`` and ``x_other``, per site
+    when ``layer_fn`` returns a dict."""
+    before, after = layer_fn(x), layer_fn(x_other)
     if isinstance(before, dict):
         return {site: relative_change(before[site], after[site],
-                                      rng=np.random.default_rng(seeds[1]))
+                                      rng=np.random.default_rng(seed))
                 for site in before}
-    return relative_change(before, after, rng=np.random.default_rng(seeds[1]))
+    return relative_change(before, after, rng=np.random.default_rng(seed))
 
 
 def synonymic_sensitivity(layer_fn: Callable[[np.ndarray], Any], sample: Any, level: int, *,
@@ -90,9 +97,4 @@ def synonymic_sensitivity(layer_fn: Callable[[np.ndarray], Any], sample: Any, le
 
     seeds = _rng.as_seed_sequence(rng).spawn(2)
     other = exchange_synonyms(sample.world, sample, level, rng=np.random.default_rng(seeds[0]))
-    before, after = layer_fn(sample.x), layer_fn(other.x)
-    if isinstance(before, dict):
-        return {site: relative_change(before[site], after[site],
-                                      rng=np.random.default_rng(seeds[1]))
-                for site in before}
-    return relative_change(before, after, rng=np.random.default_rng(seeds[1]))
+    return _changes(layer_fn, sample.x, other.x, seeds[1])
