@@ -181,7 +181,7 @@ def test_pca_discards_a_quiet_planted_bit_at_scale_1_and_the_bound_reveals_it(se
     from tmr.tools_report import planted_lines
 
     text = "\n".join(planted_lines([{**r, "site": "s"} for r in rows]))
-    assert "| pca | 3 | 2 | 1 | 0.5 | 5 | 1 | yes (100 %) at scale 1 |" in text
+    assert "| pca | 3 | 2 | 1 | 1 | 0.5 | 5 | 1 | yes (100 %) |" in text
 
 
 def test_permuted_fit_is_canonical_with_itself() -> None:

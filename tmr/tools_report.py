@@ -156,10 +156,13 @@ def planted_lines(rows: Sequence[Row]) -> list[str]:
             lines += ["", f"Planted variable {name}: absent from this site (decodability "
                       f"{dec} from the whole site); no scheme can keep it.", ""]
             continue
-        lines += ["", f"Planted variable {name} (decodability {dec} from the whole site):",
-                  "", "| tool | width | kept from scale | discarded at scales | ε_v | "
-                  "certified D(ε_v) | margin g₀ | revealed (share of inputs) |",
-                  "|" + "---|" * 8]
+        how = ("a real intervention" if any(
+            r["value"] == 1.0 for r in main if r["level"] == lv
+            and r["metric"] == "planted_intervention") else "the gap between its class means")
+        lines += ["", f"Planted variable {name} (decodability {dec} from the whole site; ε_v "
+                  f"from {how}):", "",
+                  "| tool | width | kept from | discarded at | checked at | ε_v | D(ε_v) | g₀ "
+                  "| revealed |", "|" + "---|" * 9]
         for tool in tools:
             at: dict[int, dict[str, float]] = {}
             for r in main:
@@ -184,14 +187,12 @@ def planted_lines(rows: Sequence[Row]) -> list[str]:
                 frac = last.get("planted_revealed_fraction")
                 revealed = ("n/a" if frac is None else
                             f"{'yes' if last.get('planted_revealed', 0) > 0 else 'no'} "
-                            f"({100 * frac:.0f} %) at scale {dropped[-1]}")
-                eps = fmt("planted_tail_displacement")
-                if last.get("planted_intervention") == 0.0:
-                    eps += " (class means)"
-                cells += [eps, fmt("planted_certified"),
+                            f"({100 * frac:.0f} %)")
+                cells += [str(dropped[-1]), fmt("planted_tail_displacement"),
+                          fmt("planted_certified"),
                           fmt("planted_margin"), revealed]
             else:
-                cells += ["", "", "", "nothing discarded"]
+                cells += ["", "", "", "", "nothing discarded"]
             lines.append("| " + " | ".join(cells) + " |")
     if lines:
         lines += ["", PLANTED_READING]
@@ -199,13 +200,14 @@ def planted_lines(rows: Sequence[Row]) -> list[str]:
 
 
 PLANTED_READING = (
-    "How to read the planted tables: a tool keeps a variable at scale s when a linear probe on "
-    "its first s features decodes it (chance-corrected balanced accuracy ≥ 0.5); at smaller "
-    "scales the variable is left in the discarded directions. ε_v is how far a real "
+    "How to read the planted tables (scales are numbers of features kept): a tool keeps a "
+    "variable at scale s when a linear probe on its first s features decodes it "
+    "(chance-corrected balanced accuracy ≥ 0.5); at smaller scales the variable is left in "
+    "the discarded directions. ε_v is how far a real "
     "intervention on the variable moves the activations inside those directions (median over "
-    "inputs; 'class means': no intervention recorded, the largest gap between its class "
-    "means), and the bound certifies that no move of that size changes the margin by more "
-    "than D(ε_v), shown at the largest scale that discards the variable. 'revealed: yes' "
+    "inputs, or the largest gap between its class means where no intervention is "
+    "recorded), and the bound certifies that no move of that size changes the margin by more "
+    "than D(ε_v) (g₀: the median margin); both are checked at the largest scale that discards the variable. 'yes' "
     "means D(ε_v) reaches the input's margin g₀ on at least half the correctly predicted "
     "inputs (the share is in brackets): the bound does not vouch for discarding the "
     "variable; 'no' means that on most inputs it certifies that a change of that size "
@@ -217,7 +219,8 @@ def summary_lines(rows: Sequence[Row]) -> list[str]:
     mean AUROC per level, FVU, Δ accuracy, canonicity and the planted variables kept."""
     main = _main_fit(rows)
     tools = list(dict.fromkeys(r["tool"] for r in main))
-    levels = list(dict.fromkeys(r["level"] for r in main if r["metric"] == "mean_auroc"))
+    levels = list(dict.fromkeys(r["level"] for r in main if r["metric"] == "mean_auroc"
+                                and not r["level"].startswith("planted.")))  # own tables
     head = ["tool", "width", "mono fraction", *[f"AUROC {lv}" for lv in levels], "FVU",
             "Δ accuracy", "canonicity (seeds, mean over widths)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -292,7 +295,7 @@ def report_section(run_dir: str | Path) -> list[tuple[str, str, list[str]]]:
             if block[0].startswith("|"):
                 cells = [[html.escape(c.strip()) for c in ln.strip("|").split("|")]
                          for ln in block]
-                text = ("discarded", "revealed", "kept from")  # not right-aligned
+                text = ("discarded", "revealed", "kept from", "checked")  # left-aligned
                 body += table(cells[0], cells[2:], numeric=[False, True] + [
                     not c.startswith(text) for c in cells[0][2:]])
             else:
