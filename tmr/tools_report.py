@@ -61,10 +61,16 @@ def figures(rows: Sequence[Row], out_dir: str | Path) -> list[Path]:
     main = _main_fit(rows)
     tools = list(dict.fromkeys(r["tool"] for r in main))
     levels = [lv for lv in dict.fromkeys(r["level"] for r in main
-                                         if r["metric"] == "mean_auroc")]
+                                         if r["metric"] == "mean_auroc")
+              if not lv.startswith("planted.")]  # planted variables: tools_planted.png
     paths: list[Path] = []
 
     def save(fig: Any, stem: str) -> None:
+        from matplotlib.ticker import NullFormatter
+
+        for ax in fig.axes:  # a narrow log range would label its minor ticks on top of each other
+            if ax.get_xscale() == "log":
+                ax.xaxis.set_minor_formatter(NullFormatter())
         fig.tight_layout()
         p = out / f"{stem}.png"
         fig.savefig(p, dpi=110)
