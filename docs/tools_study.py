@@ -127,12 +127,13 @@ def tables(name: str, run: Path) -> list[str]:
     out += ["", f"Feature depth (0 = {levels[0]}, {len(levels) - 1} = {levels[-1]}; split "
             f"when D > {mid:g}):", "",
             "| site | tool | widest width | D(1) | D(widest) | split scale s* | "
-            "D per width (whole dictionary) | split width w* |", "|" + "---|" * 8]
+            "D of the whole dictionary at width 1×, 2×, 4×, 8× | split width w* |",
+            "|" + "---|" * 8]
     for site, rows in sites.items():
         for tool in dict.fromkeys(r["tool"] for r in rows if r["seed"] >= 0):
             xs, ys = depth_curve(rows, tool)
             wd = width_depths(rows, tool)
-            per_w = ", ".join(f"{w}: {fmt(d)}" for w, d in wd.items())
+            per_w = ", ".join(fmt(d) for d in wd.values())
             cells = [site, tool, str(xs[-1]), fmt(ys[0]), fmt(ys[-1]), first_above(xs, ys, mid),
                      per_w, first_above(list(wd), list(wd.values()), mid)]
             out.append("| " + " | ".join(cells) + " |")
@@ -148,8 +149,26 @@ def figures(runs: dict[str, Path], img: Path) -> list[Path]:
     panels = [(name, site, rows) for name, run in runs.items()
               for site, rows in site_rows(run).items()]
     colors = {"sae-topk": "C0", "sae-relu": "C4", "matryoshka": "C1", "pca": "C2", "ntk": "C3"}
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.2), squeeze=False)
-    for ax, (name, site, rows) in zip(axes[0], panels, strict=True):
+
+    def grid() -> tuple[Any, list[Any]]:
+        """Three panels a row; the spare last axis holds the legend."""
+        nrow = (len(panels) + 1 + 2) // 3
+        fig, axes = plt.subplots(nrow, 3, figsize=(10, 3.1 * nrow), squeeze=False)
+        flat = list(axes.ravel())
+        for ax in flat[len(panels):]:
+            ax.axis("off")
+        return fig, flat
+
+    def legend(fig: Any, axes: list[Any]) -> None:
+        handles, labels = {}, {}
+        for ax in axes[:len(panels)]:
+            for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+                handles.setdefault(lab, h)
+                labels[lab] = lab
+        axes[-1].legend(list(handles.values()), list(labels), loc="center", fontsize=9)
+
+    fig, axes = grid()
+    for ax, (name, site, rows) in zip(axes, panels, strict=False):
         levels = levels_of(rows)
         tools = list(dict.fromkeys(r["tool"] for r in rows))
         bw = 0.8 / len(tools)
@@ -158,16 +177,15 @@ def figures(runs: dict[str, Path], img: Path) -> list[Path]:
                    [top_value(rows, tool, "mean_auroc", lv) for lv in levels], bw,
                    label=tool, color=colors.get(tool))
         ax.set_xticks(range(len(levels)), levels, fontsize=7)
-        ax.set(ylim=(0.5, 1.0), title=f"{name}: {site}")
-        ax.title.set_fontsize(8)
-    axes[0][0].set_ylabel("mean best-feature AUROC")
-    axes[0][0].legend(fontsize=6)
+        ax.set(ylim=(0.5, 1.0), title=f"{name}: {site}", ylabel="mean best-feature AUROC")
+        ax.title.set_fontsize(9)
+    legend(fig, axes)
     fig.tight_layout()
     paths = [img / "tools_levels_auroc.png"]
     fig.savefig(paths[-1], dpi=110)
     plt.close(fig)
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.2), squeeze=False)
-    for ax, (name, site, rows) in zip(axes[0], panels, strict=True):
+    fig, axes = grid()
+    for ax, (name, site, rows) in zip(axes, panels, strict=False):
         levels = levels_of(rows)
         for tool in dict.fromkeys(r["tool"] for r in rows if r["seed"] >= 0):
             ax.plot(*depth_curve(rows, tool), "o-", ms=3, label=tool, color=colors.get(tool))
@@ -175,9 +193,9 @@ def figures(runs: dict[str, Path], img: Path) -> list[Path]:
         ax.set(xscale="log", xlabel="scale (features kept)", ylim=(-0.1, len(levels) - 0.9),
                title=f"{name}: {site}")
         ax.set_yticks(range(len(levels)), levels, fontsize=7)
-        ax.title.set_fontsize(8)
-    axes[0][0].set_ylabel("mean level of matched features")
-    axes[0][0].legend(fontsize=6)
+        ax.set_ylabel("mean level of matched features", fontsize=8)
+        ax.title.set_fontsize(9)
+    legend(fig, axes)
     fig.tight_layout()
     paths.append(img / "tools_levels_depth.png")
     fig.savefig(paths[-1], dpi=110)
