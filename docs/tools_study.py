@@ -17,7 +17,8 @@ figures to docs/img/:
         [--planted runs/planted]
 
 ``--planted``: a run on configs/rhm_planted.toml evaluated with ``tmr evaluate-tools``; its
-planted tables are printed and its tools_planted.png copied to docs/img.
+planted tables are printed for every evaluated site and the tools_planted.png of
+``--planted-figure-site`` is copied to docs/img.
 
 Definitions (all from ``tools/<site>/tool_scores.csv`` and ``probe_scores.csv``):
 
@@ -208,6 +209,7 @@ def main() -> None:
     ap.add_argument("--demo", type=Path, default=Path("runs/demo_cnn"))
     ap.add_argument("--pcfg", type=Path, default=Path("runs/pcfg_tf"))
     ap.add_argument("--planted", type=Path, default=Path("runs/planted"))
+    ap.add_argument("--planted-figure-site", default="layers.1.post")
     ap.add_argument("--img", type=Path, default=Path("docs/img"))
     args = ap.parse_args()
     runs = {"RHM CNN": args.demo, "PCFG transformer": args.pcfg}
@@ -221,9 +223,10 @@ def main() -> None:
         print(f"\n### planted run, {csv_path.parent.name}")
         print("\n".join(planted_lines(read_rows(csv_path))))
         fig = csv_path.parent / "tools_planted.png"
-        out = args.img / "tools_levels_planted.png"
-        out.write_bytes(fig.read_bytes())
-        print(f"copied {fig} to {out}")
+        if csv_path.parent.name == args.planted_figure_site and fig.is_file():
+            out = args.img / "tools_levels_planted.png"
+            out.write_bytes(fig.read_bytes())
+            print(f"copied {fig} to {out}")
 
 
 if __name__ == "__main__":

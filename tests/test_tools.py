@@ -180,8 +180,17 @@ def test_pca_discards_a_quiet_planted_bit_at_scale_1_and_the_bound_reveals_it(se
     assert at[3, "planted_certified"] == 0.0 and at[3, "planted_revealed"] == 0.0
     from tmr.tools_report import planted_lines
 
+    assert (at[1, "planted_tail_dim"], at[3, "planted_tail_dim"]) == (2.0, 0.0)
     text = "\n".join(planted_lines([{**r, "site": "s"} for r in rows]))
     assert "| pca | 3 | 2 | 1 | 1 | 0.5 | 5 | 1 | yes (100 %) |" in text
+    # codes that drop the bit while their decoder spans the whole site: nothing to bound
+    codes = np.stack([h[:, 0], g.standard_normal(n), g.standard_normal(n)], axis=1)
+    blind = ToolFeatures("sae-topk", 3, 0, codes, np.eye(3), np.zeros(3))
+    rows = planted_rows(blind, h, {"bit": bit}, site="input", scales=[3])
+    assert {r["metric"]: r["value"] for r in rows}["planted_verdict"] == VERDICT_CODES[
+        "discarded"]
+    text = "\n".join(planted_lines([{**r, "site": "s"} for r in rows]))
+    assert "| sae-topk | 3 | never | 3 |  |  |  |  | no tail: lost in the codes |" in text
 
 
 def test_permuted_fit_is_canonical_with_itself() -> None:

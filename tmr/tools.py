@@ -20,6 +20,8 @@ table holds (formulas in ``tmr.metrics.features``):
   :func:`planted_rows`, which asks ``tmr.planted.assess`` (the one place that decides
   kept / discarded / absent) about the scheme "keep the first s features":
   ``planted_verdict`` (:data:`VERDICT_CODES`: 1 kept, 0 discarded, −1 absent from the site),
+  ``planted_tail_dim`` (how many directions the scale leaves out of the kept decoder span;
+  0: a variable the codes do not decode is lost in the encoder, no tail to bound),
   ``planted_decodability`` (kept features) and ``planted_decodability_full`` (whole site),
   the tail displacement ``planted_tail_displacement`` ε_v of a real intervention on the
   variable (``planted_intervention`` 1; class means where the data has no counterfactual:
@@ -229,13 +231,15 @@ def planted_rows(tf: ToolFeatures, h: np.ndarray, targets: Mapping[str, np.ndarr
     rows: list[dict[str, Any]] = []
     for s in scales or scale_ladder(m):
         s = min(int(s), m)
-        verdicts = planted.assess(h, kept_scheme(tf, s), targets, model=bound_model,
-                                  site=site, labels=labels, counterfactual=counterfactual,
-                                  n_bound=n_bound, seed=seed)
+        cg = kept_scheme(tf, s)
+        verdicts = planted.assess(h, cg, targets, model=bound_model, site=site, labels=labels,
+                                  counterfactual=counterfactual, n_bound=n_bound, seed=seed)
         for v in verdicts:
             where = {**base, "scale": s, "level": "planted." + v.name}
             rows.append({**where, "metric": "planted_verdict",
                          "value": VERDICT_CODES[v.verdict]})
+            rows.append({**where, "metric": "planted_tail_dim",
+                         "value": float(cg.tail_basis.shape[1])})
             if v.displacement is not None:
                 rows.append({**where, "metric": "planted_intervention",
                              "value": float(v.displacement == "intervention")})

@@ -181,11 +181,14 @@ def planted_lines(rows: Sequence[Row]) -> list[str]:
             kept = [at[s].get("planted_verdict") == VERDICT_CODES["kept"] for s in scales]
             start = next((s for i, s in enumerate(scales) if all(kept[i:])), None)
             dropped = [s for s, k in zip(scales, kept, strict=True) if not k]
+            bounded = [s for s in dropped if at[s].get("planted_tail_dim", 1.0) > 0]
             cells = [tool, str(main[[r["tool"] for r in main].index(tool)]["width"]),
                      str(start) if start is not None else "never",
                      ", ".join(map(str, dropped)) or "none"]
-            if dropped:
-                last = at[dropped[-1]]
+            if dropped and not bounded:
+                cells += ["", "", "", "", "no tail: lost in the codes"]
+            elif bounded:
+                last = at[bounded[-1]]
 
                 def fmt(metric: str, m: dict[str, float] = last) -> str:
                     return f"{m[metric]:.3g}" if metric in m else "n/a"
@@ -194,7 +197,7 @@ def planted_lines(rows: Sequence[Row]) -> list[str]:
                 revealed = ("n/a" if frac is None else
                             f"{'yes' if last.get('planted_revealed', 0) > 0 else 'no'} "
                             f"({100 * frac:.0f} %)")
-                cells += [str(dropped[-1]), fmt("planted_tail_displacement"),
+                cells += [str(bounded[-1]), fmt("planted_tail_displacement"),
                           fmt("planted_certified"),
                           fmt("planted_margin"), revealed]
             else:
@@ -214,7 +217,9 @@ PLANTED_READING = (
     "inputs, or the largest gap between its class means where no intervention is "
     "recorded), and the bound certifies that no move of that size changes the margin by more "
     "than D(ε_v) (g₀: the median margin); both are checked at the largest scale that "
-    "discards the variable. 'yes' "
+    "discards the variable and leaves some directions out (an SAE whose kept decoder "
+    "directions span the whole site can still lose a variable in its nonlinear codes: 'no "
+    "tail', which the bound cannot see). 'yes' "
     "means D(ε_v) reaches the input's margin g₀ on at least half the correctly predicted "
     "inputs (the share is in brackets): the bound does not vouch for discarding the "
     "variable; 'no' means that on most inputs it certifies that a change of that size "
