@@ -191,7 +191,9 @@ def planted_lines(rows: Sequence[Row]) -> list[str]:
                 last = at[bounded[-1]]
 
                 def fmt(metric: str, m: dict[str, float] = last) -> str:
-                    return f"{m[metric]:.3g}" if metric in m else "n/a"
+                    if metric not in m:
+                        return "n/a"
+                    return f"{m[metric]:.0f}" if abs(m[metric]) >= 1000 else f"{m[metric]:.3g}"
 
                 frac = last.get("planted_revealed_fraction")
                 revealed = ("n/a" if frac is None else
