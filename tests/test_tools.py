@@ -23,7 +23,15 @@ from tmr.metrics.features import (
     fvu,
     latent_indicators,
 )
-from tmr.tools import ToolFeatures, canonicity_rows, parse_widths, read_rows, score_features
+from tmr.tools import (
+    VERDICT_CODES,
+    ToolFeatures,
+    canonicity_rows,
+    parse_widths,
+    planted_rows,
+    read_rows,
+    score_features,
+)
 from tmr.train import TrainConfig, run
 
 
@@ -119,14 +127,70 @@ def test_scores_on_planted_features_have_the_known_answer() -> None:
     assert sorted(get("auroc", 2, "root"))[-2:] == [1.0, 1.0]
     assert get("mono_fraction", 4, "root") == [1.0]
     assert get("mono_fraction", 2, "root") == [0.5]
-    # the planted variable is only kept once its feature (the last) is kept
-    assert get("planted_kept", 7, "planted.flip") == [0.0]
-    assert get("planted_kept", 8, "planted.flip") == [1.0]
+    # the planted variable has its own feature (the last) only once it is kept
+    assert get("mean_auroc", 7, "planted.flip")[0] < 0.75
+    assert get("mean_auroc", 8, "planted.flip") == [1.0]
     assert get("mono_fraction", 8) == [1.0]
     assert get("fvu", 8) == [pytest.approx(0.0, abs=1e-12)]
     assert get("feature_depth", 4) == [0.0]  # every kept feature matches the root
     assert all(r["value"] == 1.0 for r in rows if r["metric"] == "f1" and r["scale"] == 8
                and r["value"] >= MONO_AUROC)
+
+
+def pca_top_of(rows: list[dict]) -> int:
+    return max(r["scale"] for r in rows if r["tool"] == "pca")
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_pca_discards_a_quiet_planted_bit_at_scale_1_and_the_bound_reveals_it(seed: int) -> None:
+    """Activations (n, 3): coordinate 0 = 5·root bit (variance ≈ 6), coordinate 2 = 0.5·planted
+    bit (Bernoulli(0.2): variance 0.04), noise of sd 0.01. PCA keeps coordinate 0 at scale 1
+    and the planted coordinate from scale 2. The intervention toggles the bit, a move of 0.5
+    along e₂ for every input; the head's logits are (0, 10·h₂ − 1) with label 0, so the margin
+    is 1 on unmarked inputs and the certified (exact, linear) change at ε is 10·ε = 5 ≥ 1."""
+    from torch import nn
+
+    from tmr.rg.spectral import PCAScheme
+
+    g = np.random.default_rng(seed)
+    n = 2000
+    bit = (g.random(n) < 0.2).astype(np.int64)
+    h = 0.01 * g.standard_normal((n, 3))
+    h[:, 0] += 5 * g.integers(0, 2, n)
+    h[:, 2] += 0.5 * bit
+    moved = h.copy()
+    moved[:, 2] += 0.5 * (1 - 2 * bit)
+    cg = PCAScheme()(h, 3)
+    tf = ToolFeatures("pca", 3, 0, cg.coarse, cg.modes.T, cg.meta["mean"])
+    lin = nn.Linear(3, 2).double()
+    with torch.no_grad():
+        lin.weight.zero_()
+        lin.bias.copy_(torch.tensor([0.0, -1.0]))
+        lin.weight[1, 2] = 10.0
+    rows = planted_rows(tf, h, {"bit": bit}, site="input", model=nn.Sequential(lin),
+                        labels=np.zeros(n, dtype=np.int64), counterfactual={"bit": moved},
+                        n_bound=50)
+    at = {(r["scale"], r["metric"]): r["value"] for r in rows}
+    assert at[1, "planted_verdict"] == VERDICT_CODES["discarded"]
+    assert at[2, "planted_verdict"] == at[3, "planted_verdict"] == VERDICT_CODES["kept"]
+    # the tail at scale 1 is span(e₁, e₂) up to the noise's tilt (< 1e-3 here): ε_v = 0.5
+    assert at[1, "planted_tail_displacement"] == pytest.approx(0.5, rel=1e-3)
+    assert at[1, "planted_certified"] == pytest.approx(5.0, rel=1e-3)
+    assert at[1, "planted_revealed"] == 1.0 and at[1, "planted_revealed_fraction"] == 1.0
+    assert at[3, "planted_certified"] == 0.0 and at[3, "planted_revealed"] == 0.0
+    from tmr.tools_report import planted_lines
+
+    assert (at[1, "planted_tail_dim"], at[3, "planted_tail_dim"]) == (2.0, 0.0)
+    text = "\n".join(planted_lines([{**r, "site": "s"} for r in rows]))
+    assert "| pca | 3 | 2 | 1 | 1 | 0.5 | 5 | 1 | yes (100 %) |" in text
+    # codes that drop the bit while their decoder spans the whole site: nothing to bound
+    codes = np.stack([h[:, 0], g.standard_normal(n), g.standard_normal(n)], axis=1)
+    blind = ToolFeatures("sae-topk", 3, 0, codes, np.eye(3), np.zeros(3))
+    rows = planted_rows(blind, h, {"bit": bit}, site="input", scales=[3])
+    assert {r["metric"]: r["value"] for r in rows}["planted_verdict"] == VERDICT_CODES[
+        "discarded"]
+    text = "\n".join(planted_lines([{**r, "site": "s"} for r in rows]))
+    assert "| sae-topk | 3 | never | 3 |  |  |  |  | no tail: lost in the codes |" in text
 
 
 def test_permuted_fit_is_canonical_with_itself() -> None:
@@ -176,9 +240,15 @@ def test_evaluate_tools_cli_writes_table_figures_and_report(run_dir: Path) -> No
     rows = read_rows(out / "tool_scores.csv")
     assert {r["tool"] for r in rows} == {"sae-topk", "matryoshka", "pca"}
     assert {"auroc", "f1", "mono_fraction", "fvu", "agreement", "delta_accuracy",
-            "canonicity_seeds", "canonicity_widths", "planted_kept"} <= {r["metric"]
-                                                                         for r in rows}
-    assert any(r["level"] == "planted.parity" for r in rows)
+            "canonicity_seeds", "canonicity_widths", "planted_verdict",
+            "planted_certified", "planted_revealed"} <= {r["metric"] for r in rows}
+    parity = [r for r in rows if r["level"] == "planted.parity"]
+    assert {r["tool"] for r in parity if r["metric"] == "planted_verdict"} == {
+        "sae-topk", "matryoshka", "pca"}
+    assert {r["value"] for r in parity if r["metric"] == "planted_verdict"} <= {-1.0, 0.0, 1.0}
+    # every mode of PCA kept: nothing is discarded, so no move in the tail changes anything
+    assert [r["value"] for r in parity if r["tool"] == "pca" and r["scale"] == pca_top_of(rows)
+            and r["metric"] in ("planted_tail_displacement", "planted_certified")] == [0.0, 0.0]
     assert all(0.0 <= r["value"] <= 1.0 for r in rows if r["metric"] == "auroc")
     # PCA with every mode kept reproduces the site: FVU 0 and the full network's prediction
     pca_top = max(r["scale"] for r in rows if r["tool"] == "pca")
@@ -191,6 +261,7 @@ def test_evaluate_tools_cli_writes_table_figures_and_report(run_dir: Path) -> No
     assert "Interpretability tools at layers.0.post" in (run_dir / "summary.md").read_text()
     page = (run_dir / "report.html").read_text()
     assert 'id="interpretability-tools"' in page and "tools_canonicity" in page
+    assert "Planted variable parity" in page and "How to read the planted tables" in page
     res = CliRunner().invoke(app, ["bound", str(run_dir), "--site", "layers.0.post", "--scheme",
                                    "sae-topk", "--keep", "4", "--eps", "0.1",
                                    "--n-inputs", "8"])
@@ -237,3 +308,35 @@ def test_per_token_reads_transformer_sites_token_by_token(run_dir: Path,
     res = CliRunner().invoke(app, ["evaluate-tools", str(run_dir), "--site", "layers.0.post",
                                    "--per-token"])
     assert res.exit_code == 2 and "for transformer runs" in " ".join(res.output.split())
+
+
+def test_planted_run_scores_real_interventions_end_to_end(tmp_path: Path) -> None:
+    """A tiny run on planted RHM data: every fit gets a verdict per planted variable at every
+    scale, the counterfactual activations are the intervened inputs' (the dangerous toggle
+    moves every row), and the report carries the planted tables."""
+    from tmr.tools_run import load_site
+
+    torch.set_num_threads(1)
+    data = io.write_dataset(tmp_path / "p.h5", data_config_from_dict(
+        {"seed": 0, "n_samples": 500, "splits": {"test_fraction": 0.3},
+         "generator": {**RHM, "n_synonyms": 4,
+                       "planted": ["dangerous", "misaligned", "nuisance"]}}))
+    run(from_dict(TrainConfig, {**TINY, "data_path": str(data)}), tmp_path / "run")
+    sd = load_site(tmp_path / "run", "layers.0.post", n_train=200, n_eval=100)
+    assert set(sd.counterfactual) == {"dangerous", "misaligned", "nuisance"}
+    assert set(sd.planted) == {"dangerous", "misaligned", "nuisance", "true_root"}
+    moved = np.abs(sd.counterfactual["dangerous"] - sd.h_eval).reshape(100, -1).sum(1)
+    assert moved.shape == (100,) and np.all(moved > 0)  # the mark feeds layer 0 everywhere
+    res = CliRunner().invoke(app, ["evaluate-tools", str(tmp_path / "run"), "--site",
+                                   "layers.0.post", "--tools", "pca", "--n-bound", "20"])
+    assert res.exit_code == 0, res.output
+    rows = read_rows(tmp_path / "run" / "tools" / "layers.0.post" / "tool_scores.csv")
+    verdicts = [(r["scale"], r["level"]) for r in rows if r["metric"] == "planted_verdict"]
+    scales = sorted({r["scale"] for r in rows if r["metric"] == "fvu"})
+    assert sorted(verdicts) == sorted((s, "planted." + v) for s in scales
+                                      for v in sd.planted)
+    assert CliRunner().invoke(app, ["report", str(tmp_path / "run")]).exit_code == 0
+    assert "Planted variable dangerous" in (tmp_path / "run" / "summary.md").read_text()
+    bad = CliRunner().invoke(app, ["evaluate-tools", str(tmp_path / "run"), "--site",
+                                   "layers.0.post", "--tools", "pca", "--n-bound", "-1"])
+    assert bad.exit_code == 2 and "n_bound=-1" in bad.output

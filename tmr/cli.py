@@ -403,6 +403,8 @@ def evaluate_tools(
     threads: Annotated[int, typer.Option(help="torch CPU threads")] = 1,
     per_token: Annotated[bool, typer.Option(
         help="sequence sites: one row per token (levels per token)")] = False,
+    n_bound: Annotated[int, typer.Option(
+        help="planted data: inputs whose margin bound is certified (0: none)")] = 100,
 ) -> None:
     """Train SAEs on a site and score them, PCA and eNTK modes against the known latents:
     AUROC/F1 per latent, monosemantic fraction, level per feature, canonicity,
@@ -428,7 +430,7 @@ def evaluate_tools(
             rows, paths = run_tools(run_dir, site, tool_list, widths, list(range(seeds)),
                                     k=k, epochs=epochs, min_steps=min_steps, n_train=n_train,
                                     n_eval=n_eval, device=device, progress=progress,
-                                    per_token=per_token)
+                                    per_token=per_token, n_bound=n_bound)
     except (ValueError, FileNotFoundError) as e:
         fail(str(e))
     from tmr.tools_report import summary_lines

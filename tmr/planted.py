@@ -203,7 +203,11 @@ def assess(h: np.ndarray, cg: CoarseGrained, targets: Mapping[str, np.ndarray], 
         elif tail is not None:
             eps, how = tail_displacement(x, y, tail), "class means"
         row = PlantedVerdict(name, verdict, full, kept, eps, how)
-        if model is not None and tail is not None and eps is not None:
+        if model is not None and tail is not None and tail.shape[1] == 0:
+            # nothing is discarded: no move in the (empty) tail can change anything
+            row = dataclasses.replace(row, certified=0.0, revealed_fraction=0.0,
+                                      revealed=False)
+        elif model is not None and tail is not None and eps is not None:
             row = dataclasses.replace(row, **certify(model, str(site), h[:n_bound], tail,
                                                      np.asarray(labels)[:n_bound], eps))
         out.append(row)

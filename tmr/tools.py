@@ -16,8 +16,19 @@ table holds (formulas in ``tmr.metrics.features``):
 - ``dead_fraction``: share of the kept features that never fire on the evaluation samples;
 - ``fvu``, and the task observable with the site replaced by x̂_s: ``agreement`` with the
   full network's prediction, ``accuracy`` and ``delta_accuracy`` (root/level tasks);
-- per planted variable (aux arrays ``planted_*``, level ``planted.<name>``): ``planted_kept``
-  = 1 when a kept feature reaches AUROC ≥ KEPT_AUROC for one of its values, else 0;
+- per planted variable (aux arrays ``planted_*``, level ``planted.<name>``), from
+  :func:`planted_rows`, which asks ``tmr.planted.assess`` (the one place that decides
+  kept / discarded / absent) about the scheme "keep the first s features":
+  ``planted_verdict`` (:data:`VERDICT_CODES`: 1 kept, 0 discarded, −1 absent from the site),
+  ``planted_tail_dim`` (how many directions the scale leaves out of the kept decoder span;
+  0: a variable the codes do not decode is lost in the encoder, no tail to bound),
+  ``planted_decodability`` (kept features) and ``planted_decodability_full`` (whole site),
+  the tail displacement ``planted_tail_displacement`` ε_v of a real intervention on the
+  variable (``planted_intervention`` 1; class means where the data has no counterfactual:
+  0), and with the model the
+  certified margin bound ``planted_certified`` D(ε_v), the median margin ``planted_margin``
+  g₀, ``planted_revealed_fraction`` and ``planted_revealed`` (1 when D(ε_v) ≥ g₀ on at least
+  half the correctly predicted inputs);
 - ``canonicity_seeds`` (Hungarian mean cosine over pairs of seeds at one width) and
   ``canonicity_widths`` (width w against the next width, lowest seed), both over the
   features that fire on some evaluation sample.
@@ -46,8 +57,10 @@ from tmr.metrics.features import (
 TOOLS = ("sae-relu", "sae-topk", "matryoshka", "pca", "ntk")
 SAE_TOOLS = ("sae-relu", "sae-topk", "matryoshka")
 PLANTED_PREFIX = "planted_"
-# A kept feature with this AUROC for a planted variable's value means the tool keeps it.
-KEPT_AUROC = 0.8
+#: ``planted_verdict`` values: tmr.planted's verdict as a number for the tidy table
+VERDICT_CODES = {"kept": 1.0, "discarded": 0.0, "absent": -1.0}
+# Inputs whose certified margin bound is computed per (fit, scale, planted variable).
+N_BOUND = 100
 # A feature "matches" a level when its best latent reaches this AUROC.
 FEATURE_MATCH_AUROC = 0.75
 # Samples of the eNTK (n × n kernel); its feature-space modes then score all samples.
@@ -155,8 +168,6 @@ def score_features(tf: ToolFeatures, latents: Latents, *, site: str, h: np.ndarr
                 sel = lev == name
                 add(s, "mean_auroc", score[sel].mean(), level=name)
                 add(s, "mono_fraction", (score[sel] >= MONO_AUROC).mean(), level=name)
-                if name.startswith("planted."):
-                    add(s, "planted_kept", float(score[sel].max() >= KEPT_AUROC), level=name)
             add(s, "mono_fraction", (score >= MONO_AUROC).mean())
             match = np.argmax(oriented[:s], axis=1)  # (s,) best latent per kept feature
             ok = oriented[np.arange(s), match] >= FEATURE_MATCH_AUROC
@@ -176,6 +187,66 @@ def score_features(tf: ToolFeatures, latents: Latents, *, site: str, h: np.ndarr
                 acc = float((out.argmax(-1) == target).mean())
                 add(s, "accuracy", acc)
                 add(s, "delta_accuracy", acc - acc_full)
+    return rows
+
+
+def kept_scheme(tf: ToolFeatures, s: int) -> Any:
+    """The tool as a coarse-graining at scale s (a ``tmr.rg.CoarseGrained``): coarse = the
+    first s codes ``(n, s)``, modes = their unit decoder directions ``(d, s)``, tail_basis =
+    the orthonormal complement of their span (empty ``(d, 0)`` when they span the site)."""
+    from tmr.rg.base import CoarseGrained
+    from tmr.sae import span_complement
+
+    dec = np.asarray(tf.decoder[:s], dtype=np.float64)  # (s, d)
+    norms = np.maximum(np.linalg.norm(dec, axis=1), 1e-300)
+    modes = (dec / norms[:, None]).T  # (d, s)
+    return CoarseGrained(coarse=tf.codes[:, :s], modes=modes, relevance=np.ones(s),
+                         tail_basis=span_complement(modes), scale=float(s), scheme=tf.tool)
+
+
+def planted_rows(tf: ToolFeatures, h: np.ndarray, targets: Mapping[str, np.ndarray], *,
+                 site: str, model: Any = None, labels: np.ndarray | None = None,
+                 counterfactual: Mapping[str, np.ndarray] | None = None,
+                 scales: Sequence[int] | None = None, n_bound: int = N_BOUND,
+                 seed: int = 0) -> list[dict[str, Any]]:
+    """Tidy ``planted_*`` rows (module docstring) of one fit at every scale: ``tmr.planted.
+    assess`` on :func:`kept_scheme` ``(tf, s)``. ``h`` ``(n, *site_shape)`` are the site's
+    activations on the rows of ``tf.codes``; ``targets`` ``{name: (n,) or (n, P)}``;
+    ``counterfactual[name]`` the site's activations with that variable changed; with
+    ``model`` and ``labels`` (n,) the bound is certified on the first ``n_bound`` inputs
+    (``n_bound = 0``: no bounds)."""
+    from tmr import planted
+
+    n, m = tf.codes.shape
+    d = int(np.prod(np.shape(h)[1:]))
+    base = {"tool": tf.tool, "site": site, "width": tf.width, "seed": tf.seed, "n": n, "d": d,
+            "position": -1, "latent_value": -1, "feature": -1}
+    bound_model = model if (model is not None and labels is not None and n_bound > 0) \
+        else None
+    metrics = (("planted_decodability", "kept"), ("planted_decodability_full", "full"),
+               ("planted_tail_displacement", "tail_displacement"),
+               ("planted_certified", "certified"), ("planted_margin", "margin"),
+               ("planted_revealed_fraction", "revealed_fraction"),
+               ("planted_revealed", "revealed"))
+    rows: list[dict[str, Any]] = []
+    for s in scales or scale_ladder(m):
+        s = min(int(s), m)
+        cg = kept_scheme(tf, s)
+        verdicts = planted.assess(h, cg, targets, model=bound_model, site=site, labels=labels,
+                                  counterfactual=counterfactual, n_bound=n_bound, seed=seed)
+        for v in verdicts:
+            where = {**base, "scale": s, "level": "planted." + v.name}
+            rows.append({**where, "metric": "planted_verdict",
+                         "value": VERDICT_CODES[v.verdict]})
+            rows.append({**where, "metric": "planted_tail_dim",
+                         "value": float(cg.tail_basis.shape[1])})
+            if v.displacement is not None:
+                rows.append({**where, "metric": "planted_intervention",
+                             "value": float(v.displacement == "intervention")})
+            for metric, field in metrics:
+                val = getattr(v, field)
+                if val is not None and not (isinstance(val, float) and np.isnan(val)):
+                    rows.append({**where, "metric": metric, "value": float(val)})
     return rows
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from tmr.metrics.features import MONO_AUROC
-from tmr.tools import KEPT_AUROC, read_rows
+from tmr.tools import VERDICT_CODES, read_rows
 
 Row = dict[str, Any]
 QUESTIONS = {  # file stem -> (metric, level filter, y label, title)
@@ -61,10 +61,16 @@ def figures(rows: Sequence[Row], out_dir: str | Path) -> list[Path]:
     main = _main_fit(rows)
     tools = list(dict.fromkeys(r["tool"] for r in main))
     levels = [lv for lv in dict.fromkeys(r["level"] for r in main
-                                         if r["metric"] == "mean_auroc")]
+                                         if r["metric"] == "mean_auroc")
+              if not lv.startswith("planted.")]  # planted variables: tools_planted.png
     paths: list[Path] = []
 
     def save(fig: Any, stem: str) -> None:
+        from matplotlib.ticker import NullFormatter
+
+        for ax in fig.axes:  # a narrow log range would label its minor ticks on top of each other
+            if ax.get_xscale() == "log":
+                ax.xaxis.set_minor_formatter(NullFormatter())
         fig.tight_layout()
         p = out / f"{stem}.png"
         fig.savefig(p, dpi=110)
@@ -105,26 +111,121 @@ def figures(rows: Sequence[Row], out_dir: str | Path) -> list[Path]:
                title="canonicity across seeds and widths", ylim=(0, 1.02))
         ax.legend(fontsize=6)
         save(fig, "tools_canonicity")
-    planted = [lv for lv in dict.fromkeys(r["level"] for r in main
-                                          if r["metric"] == "planted_kept")]
+    planted = _planted_levels(main)
     if planted:
-        fig, axes = plt.subplots(1, len(planted), figsize=(3.4 * len(planted), 3),
+        from tmr.planted import THRESHOLD
+
+        fig, axes = plt.subplots(1, len(planted), figsize=(3.4 * len(planted), 3.2),
                                  squeeze=False, sharey=True)
         for ax, lv in zip(axes[0], planted, strict=True):
             for tool in tools:
-                pts: dict[int, float] = {}
-                for r in main:
-                    if r["tool"] == tool and r["metric"] == "auroc" and r["level"] == lv:
-                        pts[r["scale"]] = max(pts.get(r["scale"], 0.0), r["value"])
-                if pts:
-                    xs = sorted(pts)
-                    ax.plot(xs, [pts[x] for x in xs], "o-", ms=3, label=tool)
-            ax.axhline(KEPT_AUROC, color="k", lw=0.7, ls=":")
-            ax.set(xscale="log", xlabel="scale", title=lv)
-        axes[0][0].set_ylabel("best AUROC of the planted variable")
+                xs, ys = _curve(main, tool, "planted_decodability", lv)
+                if not xs:
+                    continue
+                line, = ax.plot(xs, ys, "-", lw=1, label=tool)
+                rev = dict(zip(*_curve(main, tool, "planted_revealed", lv), strict=True))
+                for x, y in zip(xs, ys, strict=True):  # filled: the bound reveals it
+                    ax.plot(x, y, "o", ms=4, color=line.get_color(),
+                            mfc=line.get_color() if rev.get(x, 0.0) > 0 else "white")
+            full = [r["value"] for r in main if r["metric"] == "planted_decodability_full"
+                    and r["level"] == lv]
+            if full:
+                ax.axhline(float(np.mean(full)), color="grey", lw=0.8, ls="--")
+            ax.axhline(THRESHOLD, color="k", lw=0.7, ls=":")
+            ax.set(xscale="log", xlabel="scale (features kept)", ylim=(-0.1, 1.05),
+                   title=lv.removeprefix("planted."))
+        axes[0][0].set_ylabel("decodability from kept features")
         axes[0][-1].legend(fontsize=6)
         save(fig, "tools_planted")
     return paths
+
+
+def _planted_levels(rows: Sequence[Row]) -> list[str]:
+    return list(dict.fromkeys(r["level"] for r in rows if r["metric"] == "planted_verdict"))
+
+
+def planted_lines(rows: Sequence[Row]) -> list[str]:
+    """Per planted variable a markdown table: for each tool (widest fit, lowest seed) the
+    scale from which it keeps the variable, and at the largest scale where it discards it
+    the intervention's tail displacement ε_v, the certified margin change D(ε_v) against
+    the median margin g₀ and whether the bound reveals it (``tmr.planted``)."""
+    main = _main_fit(rows)
+    tools = list(dict.fromkeys(r["tool"] for r in main))
+    lines: list[str] = []
+    for lv in _planted_levels(main):
+        name = lv.removeprefix("planted.")
+        full = [r["value"] for r in main if r["level"] == lv
+                and r["metric"] == "planted_decodability_full"]
+        dec = f"{np.mean(full):.2f}" if full else "?"
+        if all(r["value"] == VERDICT_CODES["absent"] for r in main
+               if r["level"] == lv and r["metric"] == "planted_verdict"):
+            lines += ["", f"Planted variable {name}: absent from this site (decodability "
+                      f"{dec} from the whole site); no scheme can keep it.", ""]
+            continue
+        how = ("a real intervention" if any(
+            r["value"] == 1.0 for r in main if r["level"] == lv
+            and r["metric"] == "planted_intervention") else "the gap between its class means")
+        lines += ["", f"Planted variable {name} (decodability {dec} from the whole site; ε_v "
+                  f"from {how}):", "",
+                  "| tool | width | kept from | discarded at | checked at | ε_v | D(ε_v) | g₀ "
+                  "| revealed |", "|" + "---|" * 9]
+        for tool in tools:
+            at: dict[int, dict[str, float]] = {}
+            for r in main:
+                if r["tool"] == tool and r["level"] == lv and r["metric"].startswith(
+                        "planted_"):
+                    at.setdefault(r["scale"], {})[r["metric"]] = r["value"]
+            if not at:
+                continue
+            scales = sorted(at)
+            kept = [at[s].get("planted_verdict") == VERDICT_CODES["kept"] for s in scales]
+            start = next((s for i, s in enumerate(scales) if all(kept[i:])), None)
+            dropped = [s for s, k in zip(scales, kept, strict=True) if not k]
+            bounded = [s for s in dropped if at[s].get("planted_tail_dim", 1.0) > 0]
+            cells = [tool, str(main[[r["tool"] for r in main].index(tool)]["width"]),
+                     str(start) if start is not None else "never",
+                     ", ".join(map(str, dropped)) or "none"]
+            if dropped and not bounded:
+                cells += ["", "", "", "", "no tail: lost in the codes"]
+            elif bounded:
+                last = at[bounded[-1]]
+
+                def fmt(metric: str, m: dict[str, float] = last) -> str:
+                    if metric not in m:
+                        return "n/a"
+                    return f"{m[metric]:.0f}" if abs(m[metric]) >= 1000 else f"{m[metric]:.3g}"
+
+                frac = last.get("planted_revealed_fraction")
+                revealed = ("n/a" if frac is None else
+                            f"{'yes' if last.get('planted_revealed', 0) > 0 else 'no'} "
+                            f"({100 * frac:.0f} %)")
+                cells += [str(bounded[-1]), fmt("planted_tail_displacement"),
+                          fmt("planted_certified"),
+                          fmt("planted_margin"), revealed]
+            else:
+                cells += ["", "", "", "", "nothing discarded"]
+            lines.append("| " + " | ".join(cells) + " |")
+    if lines:
+        lines += ["", PLANTED_READING]
+    return lines
+
+
+PLANTED_READING = (
+    "How to read the planted tables (scales are numbers of features kept): a tool keeps a "
+    "variable at scale s when a linear probe on its first s features decodes it "
+    "(chance-corrected balanced accuracy ≥ 0.5); at smaller scales the variable is left in "
+    "the discarded directions. ε_v is how far a real "
+    "intervention on the variable moves the activations inside those directions (median over "
+    "inputs, or the largest gap between its class means where no intervention is "
+    "recorded), and the bound certifies that no move of that size changes the margin by more "
+    "than D(ε_v) (g₀: the median margin); both are checked at the largest scale that "
+    "discards the variable and leaves some directions out (an SAE whose kept decoder "
+    "directions span the whole site can still lose a variable in its nonlinear codes: 'no "
+    "tail', which the bound cannot see). 'yes' "
+    "means D(ε_v) reaches the input's margin g₀ on at least half the correctly predicted "
+    "inputs (the share is in brackets): the bound does not vouch for discarding the "
+    "variable; 'no' means that on most inputs it certifies that a change of that size "
+    "cannot flip the prediction.")
 
 
 def summary_lines(rows: Sequence[Row]) -> list[str]:
@@ -132,7 +233,8 @@ def summary_lines(rows: Sequence[Row]) -> list[str]:
     mean AUROC per level, FVU, Δ accuracy, canonicity and the planted variables kept."""
     main = _main_fit(rows)
     tools = list(dict.fromkeys(r["tool"] for r in main))
-    levels = list(dict.fromkeys(r["level"] for r in main if r["metric"] == "mean_auroc"))
+    levels = list(dict.fromkeys(r["level"] for r in main if r["metric"] == "mean_auroc"
+                                and not r["level"].startswith("planted.")))  # own tables
     head = ["tool", "width", "mono fraction", *[f"AUROC {lv}" for lv in levels], "FVU",
             "Δ accuracy", "canonicity (seeds, mean over widths)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -151,16 +253,7 @@ def summary_lines(rows: Sequence[Row]) -> list[str]:
                  *[val("mean_auroc", lv) for lv in levels], val("fvu"), val("delta_accuracy"),
                  f"{np.mean(canon):.3f}" if canon else ""]
         lines.append("| " + " | ".join(cells) + " |")
-    planted = [lv for lv in dict.fromkeys(r["level"] for r in rows
-                                          if r["metric"] == "planted_kept")]
-    for lv in planted:
-        lines += ["", f"Planted variable {lv}: " + "; ".join(
-            f"{tool} {'keeps' if kept else 'discards'} it at scale {s}"
-            for tool in tools
-            for s, kept in [max(((r["scale"], r["value"] > 0) for r in main
-                                 if r["tool"] == tool and r["metric"] == "planted_kept"
-                                 and r["level"] == lv), default=(0, False))])]
-    return lines
+    return lines + planted_lines(rows)
 
 
 CAPTIONS = {  # figure stem -> what to look for
@@ -181,10 +274,26 @@ CAPTIONS = {  # figure stem -> what to look for
     "tools_canonicity": "Mean cosine of Hungarian-matched decoder directions across seeds "
                         "(circles) and across widths (squares). <b>Look for</b> values near 1: "
                         "a canonical dictionary does not depend on the seed.",
-    "tools_planted": "Best AUROC of each planted variable among the kept features; above the "
-                     "dotted line it counts as kept. <b>Look for</b> a dangerously irrelevant "
-                     "variable that a tool discards at small scales.",
+    "tools_planted": "How well a linear probe on the kept features decodes each planted "
+                     "variable (0 = chance, 1 = perfect); above the dotted line it is kept, "
+                     "the dashed line is the whole site. Filled markers: the certified bound "
+                     "reveals the variable at that scale. <b>Look for</b> a variable that "
+                     "decides the label but is discarded at small scales with an open "
+                     "marker: a failure the bound missed.",
 }
+
+
+def _blocks(lines: Sequence[str]) -> list[list[str]]:
+    """Runs of markdown table lines, and of other non-empty lines."""
+    out: list[list[str]] = []
+    for ln in lines:
+        if not ln:
+            continue
+        if out and out[-1][0].startswith("|") == ln.startswith("|"):
+            out[-1].append(ln)
+        else:
+            out.append([ln])
+    return out
 
 
 def report_section(run_dir: str | Path) -> list[tuple[str, str, list[str]]]:
@@ -195,11 +304,16 @@ def report_section(run_dir: str | Path) -> list[tuple[str, str, list[str]]]:
     out = []
     for csv_path in sorted(Path(run_dir).glob("tools/*/tool_scores.csv")):
         lines = summary_lines(read_rows(csv_path))
-        rows = [[html.escape(c.strip()) for c in ln.strip("|").split("|")]
-                for ln in lines if ln.startswith("|")]
-        body = table(rows[0], rows[2:], numeric=[False, True] + [True] * (len(rows[0]) - 2))
-        body += "".join(f"<p>{html.escape(ln)}</p>" for ln in lines
-                        if ln and not ln.startswith("|"))
+        body = ""
+        for block in _blocks(lines):
+            if block[0].startswith("|"):
+                cells = [[html.escape(c.strip()) for c in ln.strip("|").split("|")]
+                         for ln in block]
+                text = ("discarded", "revealed", "kept from", "checked")  # left-aligned
+                body += table(cells[0], cells[2:], numeric=[False, True] + [
+                    not c.startswith(text) for c in cells[0][2:]])
+            else:
+                body += "".join(f"<p>{html.escape(ln)}</p>" for ln in block)
         body += "".join(
             figure(base64.b64encode(p.read_bytes()).decode(), CAPTIONS.get(p.stem, ""), p.stem)
             for p in sorted(csv_path.parent.glob("tools_*.png")))

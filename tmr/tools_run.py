@@ -10,7 +10,7 @@ table goes to ``RUN/tools/<site>/tool_scores.csv`` and the figures beside it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from tmr.tools import (
     Progress,
     ToolFeatures,
     canonicity_rows,
+    planted_rows,
     score_features,
     write_rows,
 )
@@ -47,6 +48,10 @@ class SiteData:
     target: np.ndarray | None  # (n_eval,) task labels (root / level tasks)
     sae_seed: np.random.SeedSequence
     tools_dir: Path
+    # planted ground truth of the evaluation samples {name: (n_eval,) or (n_eval, P)} and the
+    # site's activations with each variable changed by intervention {name: like h_eval}
+    planted: dict[str, np.ndarray] = field(default_factory=dict)
+    counterfactual: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def _capture(model: torch.nn.Module, x: torch.Tensor, site: str) -> np.ndarray:
@@ -67,12 +72,16 @@ def load_site(run_dir: str | Path, site: str, *, n_train: int = 100_000, n_eval:
     ``per_token``: a sequence site ``(n, T, d)`` is read as n·T rows of width d (the usual
     transformer SAE); levels with T positions become one label per token, per-sample levels
     (one position) are repeated over the tokens, other levels are left out.
+
+    Data with planted variables (aux ``planted_*``) also give ``planted`` and, where the
+    data file records its planted modes, the ``counterfactual`` activations
+    (``tmr.planted.counterfactual_inputs``); not with ``per_token``.
     """
     from generators import stream, streams
     from tmr.bounds.run import _data_path
     from tmr.probe_targets import aux_level, probe_levels
     from tmr.train import SEED_STREAMS, load_run
-    from tmr.train.data_adapter import _targets, prepare_task
+    from tmr.train.data_adapter import _targets, adapt_x, prepare_task
 
     run = Path(run_dir)
     if not (run / "config.json").is_file():
@@ -98,6 +107,7 @@ def load_site(run_dir: str | Path, site: str, *, n_train: int = 100_000, n_eval:
     for name, arr in sorted(sample.aux.items()):
         if name.startswith(PLANTED_PREFIX):
             levels["planted." + name[len(PLANTED_PREFIX):]] = aux_level(np.asarray(arr), 4)
+            levels.pop("aux." + name, None)  # the run's own probe of it: scored once
     target = None
     if cfg.task.kind in ("root", "level"):
         y = _targets(sample, x_eval, cfg.task, data.data_vocab).numpy()
@@ -113,9 +123,22 @@ def load_site(run_dir: str | Path, site: str, *, n_train: int = 100_000, n_eval:
                   for k, v in levels.items() if v.shape[1] in (1, t)}
         h_train = h_train.reshape(-1, h_train.shape[-1])
     h_train = h_train.reshape(len(h_train), -1).astype(np.float32)
+    truth: dict[str, np.ndarray] = {}
+    counter: dict[str, np.ndarray] = {}
+    if not per_token:
+        from tmr import planted
+
+        names = tuple(k[len(PLANTED_PREFIX):] for k in sorted(sample.aux)
+                      if k.startswith(PLANTED_PREFIX))
+        truth = planted.planted_targets(sample.aux, names)
+        if truth and (sample.meta or {}).get("planted"):
+            for name, xc in planted.counterfactual_inputs(sample).items():
+                counter[name] = _capture(model, adapt_x(xc, data.data_vocab),
+                                         site).astype(np.float64)
     return SiteData(model=model, site=site, h_train=h_train, h_eval=h_eval, x_eval=x_eval,
                     levels=levels, level_order=list(levels), target=target,
-                    sae_seed=stream(cfg.seed, "sae"), tools_dir=run / "tools" / site)
+                    sae_seed=stream(cfg.seed, "sae"), tools_dir=run / "tools" / site,
+                    planted=truth, counterfactual=counter)
 
 
 def _child(ss: np.random.SeedSequence, *key: int) -> np.random.SeedSequence:
@@ -195,11 +218,13 @@ def evaluate_tools(run_dir: str | Path, site: str, tools: Sequence[str],
                    widths: Sequence[int] | str, seeds: Sequence[int] = (0,), *, k: int = 16,
                    epochs: int = 3, min_steps: int = 250, n_train: int = 100_000,
                    n_eval: int = 4096, device: str = "auto", plots: bool = True,
-                   per_token: bool = False,
+                   per_token: bool = False, n_bound: int = 100,
                    progress: Progress | None = None) -> tuple[list[dict[str, Any]], list[Path]]:
     """Fit and score ``tools`` at ``site`` of a run; returns the rows and the files written
     (``tool_scores.csv`` first, then the figures). ``widths``: integers, or text such as
-    ``"1x,4x,1024"`` (``Nx`` = N times the site width); ``per_token``: see ``load_site``."""
+    ``"1x,4x,1024"`` (``Nx`` = N times the site width); ``per_token``: see ``load_site``.
+    With planted variables in the data every fit also gets ``tmr.tools.planted_rows`` at
+    every scale, the bound certified on the first ``n_bound`` inputs (0: no bounds)."""
     from tmr.tools import parse_tools, parse_widths
     from tmr.train import resolve_device
 
@@ -208,6 +233,8 @@ def evaluate_tools(run_dir: str | Path, site: str, tools: Sequence[str],
     parse_widths(text, 1 << 20)  # syntax and signs before loading anything
     if not seeds:
         raise ValueError("seeds is empty: give at least one SAE seed")
+    if n_bound < 0:
+        raise ValueError(f"n_bound={n_bound}: give 0 (no bounds) or a positive input count")
     dev = str(resolve_device(device))
     if per_token and "ntk" in tools:
         raise ValueError("the ntk tool works per sample (an n × n kernel); drop it with "
@@ -228,6 +255,10 @@ def evaluate_tools(run_dir: str | Path, site: str, tools: Sequence[str],
             else None
         rows += score_features(tf, latents, site=site, h=sd.h_eval, level_order=sd.level_order,
                                forward=forward, target=sd.target, scales=scales)
+        if sd.planted:
+            rows += planted_rows(tf, sd.h_eval, sd.planted, site=site, model=sd.model,
+                                 labels=sd.target, counterfactual=sd.counterfactual,
+                                 scales=scales, n_bound=n_bound)
     if progress is not None:
         progress("score", len(fitted), len(fitted))
     rows += canonicity_rows(fitted, site)
