@@ -53,6 +53,7 @@ from tmr.metrics.features import (
     canonicity,
     fvu,
 )
+from tmr.metrics.table import write_table_atomic
 
 TOOLS = ("sae-relu", "sae-topk", "matryoshka", "pca", "ntk")
 SAE_TOOLS = ("sae-relu", "sae-topk", "matryoshka")
@@ -286,15 +287,7 @@ def _live(tf: ToolFeatures) -> np.ndarray:
 
 def write_rows(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
     """Tidy rows with :data:`COLUMNS` to a CSV, atomically; floats to 8 significant digits."""
-    from tmr import io
-
-    with io.atomic_path(Path(path)) as tmp, tmp.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(COLUMNS))
-        w.writeheader()
-        for r in rows:
-            w.writerow({c: (f"{r[c]:.8g}" if isinstance(r[c], float) else r[c])
-                        for c in COLUMNS})
-    return Path(path)
+    return write_table_atomic(rows, path, COLUMNS)
 
 
 def read_rows(path: str | Path) -> list[dict[str, Any]]:

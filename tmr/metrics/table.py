@@ -100,17 +100,19 @@ def write_table(rows: Iterable[Mapping[str, object]], path: str | Path, *,
         writer.writerows(rows)
 
 
-def write_table_atomic(rows: Iterable[Mapping[str, Any]], path: str | Path) -> Path:
-    """Write tidy rows with :data:`COLUMNS` to a fresh CSV atomically (a temporary file
-    renamed at the end: no torn table on Ctrl-C); floats to 8 significant digits."""
+def write_table_atomic(rows: Iterable[Mapping[str, Any]], path: str | Path,
+                       columns: Sequence[str] = COLUMNS) -> Path:
+    """Write tidy rows with ``columns`` (default :data:`COLUMNS`) to a fresh CSV atomically
+    (a temporary file renamed at the end: no torn table on Ctrl-C); floats to 8
+    significant digits."""
     from tmr import io
 
     with io.atomic_path(Path(path)) as tmp, tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(COLUMNS))
+        writer = csv.DictWriter(f, fieldnames=list(columns))
         writer.writeheader()
         for r in rows:
             writer.writerow({c: (f"{r[c]:.8g}" if isinstance(r[c], float) else r[c])
-                             for c in COLUMNS})
+                             for c in columns})
     return Path(path)
 
 
