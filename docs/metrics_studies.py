@@ -1,6 +1,6 @@
 """Figures of the metric example studies, drawn from saved run tables only.
 
-Run the studies first (commands in docs/readme_metrics.md, "Example studies"), then
+Run the studies first (commands in docs/studies.md, "Layer metrics on the RHM"), then
 
     PYTHONPATH=$PWD python docs/metrics_studies.py
 
@@ -39,7 +39,8 @@ def _final(rows: list[dict[str, object]], metric: str, level: str) -> dict[str, 
 
 
 def study_a() -> None:
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(3.2 * len(PANELS), 3))
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(3.2 * len(PANELS), 3.4))
+    ticks: list[str] = []  # site names of the deeper model, input first
     for name in ("cnn", "mlp"):
         run = RUNS / f"study_{name}"
         rows = read_table(run / "layer_metrics.csv")
@@ -52,8 +53,12 @@ def study_a() -> None:
                   f"(Spearman {c['spearman']:.2f}{extra}) [{vals}]")
         for ax, (metric, level, label, log) in zip(axes, PANELS, strict=True):
             s = _final(rows, metric, level)
+            ticks = max(ticks, list(s), key=len)
             ax.plot(range(len(s)), list(s.values()), "o-", label=name)
-            ax.set(xlabel="depth (embed = 0)", title=label, yscale="log" if log else "linear")
+            ax.set(title=label, yscale="log" if log else "linear")
+    for ax in axes:
+        ax.set_xticks(range(len(ticks)), ticks, rotation=35, ha="right", fontsize=7)
+        ax.set_xlabel("site (input → output)")
     axes[0].legend()
     fig.tight_layout()
     fig.savefig(IMG / "metrics_claims_cnn_mlp.png", dpi=90)
