@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -65,3 +66,17 @@ def run_with_cache(model: nn.Module, x: Any, names: Iterable[str] | None = None,
         for h in handles:
             h.remove()
     return output, {n: cache[n] for n in wanted if n in cache}
+
+
+def capture_site(model: nn.Module, x: torch.Tensor, site: str, *, batch: int | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """``(output, activations at site)`` of ``model`` on ``x`` as numpy arrays in the
+    model's dtype, without gradients; ``batch`` rows per forward pass (None: one pass)."""
+    step = len(x) if batch is None else batch
+    outs, acts = [], []
+    with torch.no_grad():
+        for i in range(0, len(x), max(step, 1)):
+            out, cache = run_with_cache(model, x[i:i + step], [site])
+            outs.append(out.cpu().numpy())
+            acts.append(cache[site].cpu().numpy())
+    return np.concatenate(outs), np.concatenate(acts)

@@ -274,9 +274,7 @@ def site_activations(model: Any, site: str, x: np.ndarray) -> tuple[np.ndarray, 
     inputs ``x`` (n, T), float64 numpy (one forward pass, no gradients)."""
     import torch
 
-    from tmr.hooks import run_with_cache
+    from tmr.hooks import capture_site
 
-    with torch.no_grad():
-        out, cache = run_with_cache(model, torch.as_tensor(np.asarray(x, dtype=np.int64)),
-                                    [site])
-    return out.double().numpy(), cache[site].double().numpy()
+    out, h = capture_site(model, torch.as_tensor(np.asarray(x, dtype=np.int64)), site)
+    return out.astype(np.float64), h.astype(np.float64)

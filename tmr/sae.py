@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from generators._rng import as_generator
 from tmr.rg.base import CoarseGrained
 
 Kind = Literal["relu", "topk", "matryoshka"]
@@ -155,10 +156,6 @@ class SparseAutoencoder(nn.Module):
         return total
 
 
-def _generator(rng: int | np.random.SeedSequence | np.random.Generator) -> np.random.Generator:
-    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-
-
 def train_sae(acts: np.ndarray | torch.Tensor, config: SAEConfig,
               rng: int | np.random.SeedSequence | np.random.Generator = 0, *,
               device: str | torch.device = "cpu",
@@ -173,7 +170,7 @@ def train_sae(acts: np.ndarray | torch.Tensor, config: SAEConfig,
     n, d = x.shape
     if n == 0 or d == 0:
         raise ValueError(f"train_sae needs activations (n > 0, d > 0), got shape {tuple(x.shape)}")
-    gen = _generator(rng)
+    gen = as_generator(rng)
     dev = torch.device(device)
     model = SparseAutoencoder(d, config)
     w = torch.as_tensor(gen.standard_normal((config.width, d)), dtype=torch.float32)

@@ -55,14 +55,9 @@ class SiteData:
 
 
 def _capture(model: torch.nn.Module, x: torch.Tensor, site: str) -> np.ndarray:
-    from tmr.hooks import run_with_cache
+    from tmr.hooks import capture_site
 
-    parts = []
-    with torch.no_grad():
-        for i in range(0, len(x), CAPTURE_BATCH):
-            _, cache = run_with_cache(model, x[i:i + CAPTURE_BATCH], [site])
-            parts.append(cache[site].cpu().numpy())
-    return np.concatenate(parts)
+    return capture_site(model, x, site, batch=CAPTURE_BATCH)[1]
 
 
 def load_site(run_dir: str | Path, site: str, *, n_train: int = 100_000, n_eval: int = 4096,
